@@ -1,0 +1,1 @@
+"""The ``rszoo`` command line (see :mod:`rszoo.cli.main`)."""

@@ -1,0 +1,124 @@
+"""Plain record types shared by generators, loaders, training stages and metrics.
+
+Formats on disk (all JSON Lines, UTF-8, one object per line; paths relative to the JSONL file's folder):
+
+* **messages** (chat SFT; OpenAI style, several images per sample allowed)::
+
+    {"id": "synth-000001-cap", "task": "caption",
+     "messages": [{"role": "system", "content": "..."},
+                  {"role": "user", "content": [{"type": "image", "image": "images/000001.png"},
+                                               {"type": "text", "text": "Describe the scene."}]},
+                  {"role": "assistant", "content": "An urban scene with ..."}]}
+
+* **grounding** (one referring expression and its box, original-image pixels, xyxy)::
+
+    {"id": "synth-000001-g03", "image": "images/000001.png", "width": 256, "height": 256,
+     "expression": "the small vehicle left of the large building", "box": [12.0, 40.0, 30.0, 55.0],
+     "category": "small-vehicle", "unique": true, "source": "synth", "facts": {...}}
+
+``facts`` is optional structured ground truth behind the expression; the RSGround-R1 CoT writer turns it into
+position-aware reasoning. Schema (all keys present; ``anchor``/``relation`` are null when no anchor is used)::
+
+    {"target": {"id": 3, "category": "small-vehicle", "color": "white", "size": "small",
+                "grid": "top left", "hbox": [x1, y1, x2, y2]},
+     "anchor": {"id": 7, "category": "building", "color": "grey", "size": "large", "hbox": [...]} | null,
+     "relation": "left of" | "right of" | "above" | "below" | "next to" | null,
+     "distractors": 2}          # other objects of the target's category in the scene
+
+Grid cells are the 3x3 names "top left", "top", "top right", "left", "center", "right", "bottom left", "bottom",
+"bottom right".
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["GroundingRecord", "JsonlError", "iter_jsonl", "write_jsonl"]
+
+
+class JsonlError(ValueError):
+    """A malformed JSONL line; the message names the file and the 1-based line number."""
+
+
+def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield ``(line_number, object)`` for every non-blank line; malformed lines raise :class:`JsonlError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"JSONL file not found: {path}")
+    with path.open("r", encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise JsonlError(
+                    f"{path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno})"
+                ) from None
+            if not isinstance(obj, dict):
+                raise JsonlError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
+            yield lineno, obj
+
+
+def write_jsonl(path: str | Path, rows: list[dict[str, Any]] | Iterator[dict[str, Any]]) -> int:
+    """Write rows atomically (temp file + rename); returns the number of rows written."""
+    from rszoo.utils.io import atomic_write
+
+    n = 0
+    with atomic_write(path, "w") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False, sort_keys=False) + "\n")
+            n += 1
+    return n
+
+
+@dataclass
+class GroundingRecord:
+    """One referring expression with its ground-truth box in original-image pixels ``[x1, y1, x2, y2]``."""
+
+    id: str
+    image: str
+    width: int
+    height: int
+    expression: str
+    box: list[float]
+    category: str = ""
+    unique: bool | None = None
+    source: str = ""
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if len(self.box) != 4 or not all(isinstance(v, int | float) and math.isfinite(v) for v in self.box):
+            raise ValueError(f"grounding record {self.id!r}: box must be 4 finite numbers, got {self.box!r}")
+        self.box = [float(v) for v in self.box]
+
+    @property
+    def area(self) -> float:
+        x1, y1, x2, y2 = self.box
+        return max(0.0, x2 - x1) * max(0.0, y2 - y1)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, obj: dict[str, Any], where: str = "") -> GroundingRecord:
+        """Build from a JSON object; ``where`` (e.g. ``file:line``) is put in error messages."""
+        required = ("id", "image", "width", "height", "expression", "box")
+        missing = [k for k in required if k not in obj]
+        if missing:
+            raise ValueError(
+                f"{where}: grounding record misses {missing}; required keys are {list(required)}"
+            )
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = sorted(set(obj) - known)
+        if unknown:
+            raise ValueError(f"{where}: unknown grounding record keys {unknown}; allowed: {sorted(known)}")
+        try:
+            return cls(**obj)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{where}: {exc}") from None

@@ -1,0 +1,842 @@
+"""Plausible object placement (one job: where objects go, given the layout).
+
+Objects are placed where they belong: houses in rows facing the streets of residential blocks, warehouses and
+clusters of storage tanks in industrial blocks, planes on apron stands, cars in parking stalls and in the right-hand
+lanes of roads, ships along rivers and on lakes, tennis courts side by side in parks, bridges where roads cross rivers.
+Every candidate is checked against the semantic layout raster (all of its corners, edge midpoints and centre must lie
+on allowed land cover), must lie fully inside the image, and must not overlap any object placed before it (exact
+separating-axis test on the oriented boxes, with a small clearance).
+
+The raster is rendered in tiles on demand (1024 px, a few kept), so placement in very large scenes stays light.
+
+Example:
+    >>> from rszoo.data.synth import generate_scene
+    >>> scene = generate_scene(11, size=256)
+    >>> all(0 <= o.hbox[0] <= o.hbox[2] <= 256 for o in scene.objects)
+    True
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import OrderedDict, defaultdict
+from collections.abc import Sequence
+
+import numpy as np
+
+from rszoo.data.synth.categories import CATEGORY_SPECS, LANDCOVER_CLASSES, category_rgb, size_class
+from rszoo.data.synth.geometry import boxes_overlap, obb_corners, order_poly, polys_overlap, round2, round_points
+from rszoo.data.synth.graph import Polyline, Region, SceneObject
+from rszoo.data.synth.raster import layout_raster
+from rszoo.data.synth.shapes import STYLES
+from rszoo.data.synth.sites import apron_stands, parking_stalls
+from rszoo.data.synth.world import BlockInfo, BridgeSite
+
+__all__ = ["Placer"]
+
+_L = {name: k for k, name in enumerate(LANDCOVER_CLASSES)}
+
+
+def _labels(*names: str) -> frozenset[int]:
+    return frozenset(_L[n] for n in names)
+
+
+GROUND_BUILDING = _labels("residential", "industrial", "bare-soil", "cropland", "grassland", "airport")
+ON_ROAD = _labels("road")
+CAR_GROUND = _labels("road", "parking", "residential", "industrial", "apron", "bare-soil", "airport")
+TRUCK_GROUND = _labels("road", "parking", "industrial", "apron", "bare-soil")
+WATER = _labels("water")
+APRON = _labels("apron", "airport")
+SPORTS_GROUND = _labels("grassland", "residential")
+INDUSTRIAL = _labels("industrial", "bare-soil")
+_CELL = 64.0
+_TILE = 1024
+
+
+class _LabelTiles:
+    """Semantic labels at points, from layout raster tiles made on demand (LRU of a few tiles)."""
+
+    def __init__(
+        self,
+        regions: Sequence[Region],
+        rivers: Sequence[Polyline],
+        roads: Sequence[Polyline],
+        gsd: float,
+        width: int,
+        height: int,
+    ) -> None:
+        self.regions, self.rivers, self.roads, self.gsd = regions, rivers, roads, gsd
+        self.width, self.height = width, height
+        self._tiles: OrderedDict[tuple[int, int], tuple[bytes, int]] = OrderedDict()
+        boxes = []
+        for r in regions:
+            xs = [p[0] for p in r.polygon]
+            ys = [p[1] for p in r.polygon]
+            boxes.append((min(xs), min(ys), max(xs), max(ys)))
+        self._boxes = boxes
+
+    def _tile(self, tx: int, ty: int) -> tuple[bytes, int]:
+        key = (tx, ty)
+        tile = self._tiles.get(key)
+        if tile is not None:
+            self._tiles.move_to_end(key)
+            return tile
+        x0, y0 = tx * _TILE, ty * _TILE
+        w, h = min(_TILE, self.width - x0), min(_TILE, self.height - y0)
+        regions = [
+            r for r, b in zip(self.regions, self._boxes) if b[2] >= x0 and b[3] >= y0 and b[0] <= x0 + w and b[1] <= y0 + h
+        ]
+        img, _ = layout_raster(regions, self.rivers, self.roads, self.gsd, x0, y0, w, h, semantic=True)
+        tile = (img.tobytes(), w)
+        self._tiles[key] = tile
+        if len(self._tiles) > 4:
+            self._tiles.popitem(last=False)
+        return tile
+
+    def at(self, x: float, y: float) -> int:
+        """Label of the pixel containing ``(x, y)``; 255 outside the image."""
+        if x < 0 or y < 0 or x >= self.width or y >= self.height:
+            return 255
+        xi, yi = int(x), int(y)
+        tx, ty = xi // _TILE, yi // _TILE
+        data, w = self._tile(tx, ty)
+        return data[(yi - ty * _TILE) * w + (xi - tx * _TILE)]
+
+
+class Placer:
+    """Places objects into one scene; holds the occupancy index and the random stream.
+
+    Args:
+        width, height: image size in pixels.
+        gsd: metres per pixel.
+        regions, rivers, roads: the scene layout.
+        rng: the scene's random stream (placement order is fixed, so the result is deterministic).
+        density: multiplies how many objects are attempted (1.0 = default).
+    """
+
+    def __init__(
+        self,
+        width: int,
+        height: int,
+        gsd: float,
+        regions: Sequence[Region],
+        rivers: Sequence[Polyline],
+        roads: Sequence[Polyline],
+        rng: random.Random,
+        density: float = 1.0,
+    ) -> None:
+        self.width, self.height, self.gsd = width, height, gsd
+        self.regions, self.rivers, self.roads = regions, rivers, roads
+        self.rng = rng
+        self.density = density
+        self.objects: list[SceneObject] = []
+        self.labels = _LabelTiles(regions, rivers, roads, gsd, width, height)
+        self._cells: dict[tuple[int, int], list[int]] = defaultdict(list)
+        self._corners: dict[int, list[list[float]]] = {}
+        self._boxes: dict[int, list[float]] = {}
+        self._next_id = 0
+
+    # -- bookkeeping --------------------------------------------------------------------------------------------
+    def add_existing(self, obj: SceneObject) -> None:
+        """Register an already placed object (used when editing a scene for its second date)."""
+        xs = [p[0] for p in obj.poly]
+        ys = [p[1] for p in obj.poly]
+        self._register(obj, obj.poly, [min(xs), min(ys), max(xs), max(ys)])
+        self._next_id = max(self._next_id, obj.id + 1)
+
+    def remove(self, obj: SceneObject) -> None:
+        """Forget an object (it no longer blocks other placements)."""
+        box = self._boxes.pop(obj.id, obj.hbox)
+        for key in self._cell_keys(box):
+            ids = self._cells.get(key)
+            if ids and obj.id in ids:
+                ids.remove(obj.id)
+        self._corners.pop(obj.id, None)
+        self.objects = [o for o in self.objects if o.id != obj.id]
+
+    def _cell_keys(self, box: Sequence[float]) -> list[tuple[int, int]]:
+        return [
+            (cx, cy)
+            for cy in range(int(box[1] // _CELL), int(box[3] // _CELL) + 1)
+            for cx in range(int(box[0] // _CELL), int(box[2] // _CELL) + 1)
+        ]
+
+    def _register(self, obj: SceneObject, corners: list[list[float]], box: list[float]) -> None:
+        self.objects.append(obj)
+        self._corners[obj.id] = corners
+        self._boxes[obj.id] = box
+        for key in self._cell_keys(box):
+            self._cells[key].append(obj.id)
+
+    def _collides(self, box: Sequence[float], corners: list[list[float]], pad: float) -> bool:
+        seen: set[int] = set()
+        boxes, cells = self._boxes, self._cells
+        for key in self._cell_keys(box):
+            for oid in cells.get(key, ()):
+                if oid in seen:
+                    continue
+                seen.add(oid)
+                if boxes_overlap(box, boxes[oid], pad) and polys_overlap(corners, self._corners[oid], pad):
+                    return True
+        return False
+
+    def fits(self, corners: list[list[float]], cx: float, cy: float, allowed: frozenset[int] | None) -> bool:
+        """Inside the image and, if ``allowed`` is given, on allowed land cover at 9 probe points."""
+        w, h = self.width, self.height
+        for x, y in corners:
+            if x < 0.0 or y < 0.0 or x > w or y > h:
+                return False
+        if allowed is None:
+            return True
+        at = self.labels.at
+        if at(cx, cy) not in allowed:
+            return False
+        for k in range(4):
+            x, y = corners[k]
+            # probe just inside each corner and at each edge midpoint
+            if at(x + (cx - x) * 0.08, y + (cy - y) * 0.08) not in allowed:
+                return False
+            nx, ny = corners[(k + 1) % 4]
+            if at((x + nx) / 2 + (cx - (x + nx) / 2) * 0.08, (y + ny) / 2 + (cy - (y + ny) / 2) * 0.08) not in allowed:
+                return False
+        return True
+
+    def place(
+        self,
+        category: str,
+        cx: float,
+        cy: float,
+        length_m: float,
+        breadth_m: float,
+        angle: float,
+        *,
+        allowed: frozenset[int] | None,
+        context: str,
+        style: str | None = None,
+        colour: str | None = None,
+        height_m: float | None = None,
+        pad_m: float = 0.4,
+    ) -> SceneObject | None:
+        """Try to place one object (sizes in metres, position in pixels); returns it, or ``None`` if it does not fit.
+
+        The random stream is consumed identically whether or not the object fits, so retries stay deterministic.
+        """
+        rng = self.rng
+        spec = CATEGORY_SPECS[category]
+        if colour is None:
+            colour = _weighted(rng, spec.colours)
+        jitter = (rng.randint(-6, 6), rng.randint(-6, 6), rng.randint(-6, 6))
+        if height_m is None:
+            lo, hi = spec.height_m
+            height_m = lo + (hi - lo) * rng.random()
+        if style is None:
+            style = next(iter(STYLES[category]))
+        length, breadth = length_m / self.gsd, breadth_m / self.gsd
+        angle = (angle + 180.0) % 360.0 - 180.0
+        corners = obb_corners(cx, cy, length, breadth, angle)
+        if not self.fits(corners, cx, cy, allowed):
+            return None
+        xs = [p[0] for p in corners]
+        ys = [p[1] for p in corners]
+        box = [min(xs), min(ys), max(xs), max(ys)]
+        if self._collides(box, corners, pad_m / self.gsd):
+            return None
+        poly = order_poly(corners)
+        outline = np.asarray(STYLES[category][style].outline, dtype=np.float64)
+        a = math.radians(angle)
+        c, s = math.cos(a), math.sin(a)
+        m = np.array([[length / 2 * c, length / 2 * s], [-breadth / 2 * s, breadth / 2 * c]])
+        shape = round_points(outline @ m + np.array([cx, cy]))
+        base = category_rgb(category, colour)
+        rgb = tuple(min(255, max(0, v + d)) for v, d in zip(base, jitter))
+        obj = SceneObject(
+            id=self._next_id,
+            category=category,
+            colour=colour,
+            rgb=rgb,  # type: ignore[arg-type]
+            size_class=size_class(category, length_m),
+            center=(round2(cx), round2(cy)),
+            width=round2(length),
+            height=round2(breadth),
+            angle=round2(angle),
+            poly=poly,
+            hbox=[
+                round2(max(0.0, min(p[0] for p in poly))),
+                round2(max(0.0, min(p[1] for p in poly))),
+                round2(min(float(self.width), max(p[0] for p in poly))),
+                round2(min(float(self.height), max(p[1] for p in poly))),
+            ],
+            shape=shape,
+            height_m=round(height_m, 2),
+            context=context,
+            style=style,
+        )
+        self._next_id += 1
+        self._register(obj, corners, box)
+        return obj
+
+    # -- placement by land use ----------------------------------------------------------------------------------
+    def populate(self, blocks: Sequence[BlockInfo], bridges: Sequence[BridgeSite]) -> list[SceneObject]:
+        """Fill the scene: bridges, airports, industry, housing, parks, farms and sites, water, parking, roads."""
+        for site in bridges:
+            self._bridge(site)
+        order = ("airport", "industrial", "residential", "grassland", "cropland", "bare-soil", "forest")
+        for kind in order:
+            for block in blocks:
+                if block.kind == kind:
+                    getattr(self, "_" + kind.replace("-", "_"))(block)
+        for block in blocks:
+            for sub in block.subregions:
+                if sub.kind == "water" and sub.region_ids:
+                    self._lake(sub.center, sub.half_u, sub.half_v, block.angle)
+        for river in self.rivers:
+            self._ships_on_river(river)
+        for region in self.regions:
+            if region.kind == "parking" and region.frame is not None:
+                self._parking(region)
+        for road in self.roads:
+            self._road_vehicles(road)
+        return self.objects
+
+    def _count(self, mean: float) -> int:
+        """A random count with the given mean, scaled by the density."""
+        m = mean * self.density
+        base = int(m)
+        return base + (1 if self.rng.random() < m - base else 0)
+
+    def _point(self, block: BlockInfo | tuple, a: float, b: float) -> tuple[float, float]:
+        if isinstance(block, BlockInfo):
+            cx, cy, angle = block.center[0], block.center[1], block.angle
+        else:
+            cx, cy, angle = block
+        t = math.radians(angle)
+        return cx + a * math.cos(t) - b * math.sin(t), cy + a * math.sin(t) + b * math.cos(t)
+
+    def _bridge(self, site: BridgeSite) -> None:
+        length_m = (site.river_width / site.crossing_sin) * self.gsd + 14.0
+        breadth_m = site.road_width * self.gsd + 3.0
+        self.place(
+            "bridge",
+            site.x,
+            site.y,
+            min(length_m, 140.0),
+            breadth_m,
+            site.road_angle,
+            allowed=None,
+            context="river",
+            colour="gray",
+        )
+
+    def _airport(self, block: BlockInfo) -> None:
+        rng = self.rng
+        for sub in block.subregions:
+            if sub.kind != "apron":
+                continue
+            frame = [sub.center[0], sub.center[1], sub.half_u, sub.half_v]
+            stands = apron_stands(frame, sub.angle, self.gsd)
+            common = rng.uniform(24.0, 68.0)
+            for slot in stands:
+                if rng.random() > min(1.0, 0.78 * self.density):
+                    continue
+                length_m = min(70.0, max(18.0, common * rng.uniform(0.85, 1.15)))
+                span = length_m * rng.uniform(0.9, 1.05)
+                plane = self.place(
+                    "plane", slot.x, slot.y, length_m, span, slot.heading, allowed=APRON, context="apron", height_m=None
+                )
+                if plane is not None and rng.random() < 0.6:
+                    # a service vehicle beside the fuselage, near the nose
+                    a = math.radians(slot.heading)
+                    side = rng.choice((-1.0, 1.0))
+                    dist_nose = length_m * 0.3 / self.gsd
+                    dist_side = (0.12 * span + 4.0) / self.gsd
+                    vx = plane.center[0] + dist_nose * math.cos(a) - side * dist_side * math.sin(a)
+                    vy = plane.center[1] + dist_nose * math.sin(a) + side * dist_side * math.cos(a)
+                    if rng.random() < 0.5:
+                        self.place("small-vehicle", vx, vy, 4.8, 2.0, slot.heading, allowed=APRON, context="apron")
+                    else:
+                        self.place(
+                            "large-vehicle",
+                            vx,
+                            vy,
+                            rng.uniform(7.0, 11.0),
+                            2.5,
+                            slot.heading,
+                            allowed=APRON,
+                            context="apron",
+                            style="truck",
+                        )
+            for _ in range(self._count(0.9)):
+                hx, hy = self._point((sub.center[0], sub.center[1], sub.angle), 0.0, 0.0)
+                a = rng.uniform(-0.9, 0.9) * sub.half_u
+                b = rng.uniform(0.3, 0.95) * sub.half_v
+                hx, hy = self._point((sub.center[0], sub.center[1], sub.angle), a, b)
+                length_m = rng.uniform(11.0, 19.0)
+                self.place(
+                    "helicopter",
+                    hx,
+                    hy,
+                    length_m,
+                    length_m * rng.uniform(0.75, 0.88),
+                    rng.uniform(-180, 180),
+                    allowed=APRON,
+                    context="helipad",
+                )
+
+    def _industrial(self, block: BlockInfo) -> None:
+        rng = self.rng
+        hu, hv = block.half_u, block.half_v
+        gsd = self.gsd
+        for _ in range(self._count(1.8)):
+            length_m = rng.uniform(24.0, 80.0)
+            breadth_m = length_m * rng.uniform(0.45, 0.8)
+            for _attempt in range(6):
+                x, y = self._point(block, rng.uniform(-hu, hu), rng.uniform(-hv, hv))
+                if self.place(
+                    "building",
+                    x,
+                    y,
+                    length_m,
+                    breadth_m,
+                    block.angle + rng.choice((0.0, 90.0)),
+                    allowed=INDUSTRIAL,
+                    context="industrial",
+                    style="warehouse" if rng.random() < 0.55 else "flat",
+                    height_m=rng.uniform(7.0, 16.0),
+                ):
+                    break
+        if rng.random() < 0.6 * min(1.0, self.density):
+            diameter = rng.uniform(9.0, 36.0)
+            nx, ny = rng.randint(1, 4), rng.randint(1, 3)
+            spacing = diameter * rng.uniform(1.25, 1.5) / gsd
+            ca, cb = rng.uniform(-hu, hu) * 0.6, rng.uniform(-hv, hv) * 0.6
+            colour = "white" if rng.random() < 0.75 else "gray"
+            style = "floating" if rng.random() < 0.7 else "dome"
+            for ix in range(nx):
+                for iy in range(ny):
+                    a = ca + (ix - (nx - 1) / 2) * spacing
+                    b = cb + (iy - (ny - 1) / 2) * spacing
+                    x, y = self._point(block, a, b)
+                    d = diameter * rng.uniform(0.96, 1.04)
+                    self.place(
+                        "storage-tank",
+                        x,
+                        y,
+                        d,
+                        d,
+                        0.0,
+                        allowed=INDUSTRIAL,
+                        context="tank-farm",
+                        colour=colour,
+                        style=style,
+                        height_m=min(20.0, d * rng.uniform(0.45, 0.8)),
+                    )
+        if rng.random() < 0.6 * min(1.0, self.density):
+            n = rng.randint(2, 6)
+            length_m = rng.uniform(9.0, 17.0)
+            ca, cb = rng.uniform(-hu, hu) * 0.8, rng.uniform(-hv, hv) * 0.8
+            heading = block.angle + rng.choice((90.0, -90.0))
+            for k in range(n):
+                x, y = self._point(block, ca + k * 4.0 / gsd, cb)
+                self.place(
+                    "large-vehicle",
+                    x,
+                    y,
+                    length_m * rng.uniform(0.95, 1.05),
+                    2.5,
+                    heading,
+                    allowed=TRUCK_GROUND,
+                    context="loading-dock",
+                    style="truck",
+                )
+        for _ in range(self._count(2.0)):
+            x, y = self._point(block, rng.uniform(-hu, hu), rng.uniform(-hv, hv))
+            self.place(
+                "small-vehicle",
+                x,
+                y,
+                rng.uniform(3.9, 5.4),
+                1.9,
+                block.angle + rng.choice((0.0, 90.0, 180.0, -90.0)) + rng.uniform(-4, 4),
+                allowed=CAR_GROUND,
+                context="yard",
+                style="car",
+            )
+
+    def _residential(self, block: BlockInfo) -> None:
+        rng = self.rng
+        gsd = self.gsd
+        hu, hv = block.half_u, block.half_v
+        apartments = rng.random() < 0.28
+        fill = min(1.0, rng.uniform(0.6, 0.95) * self.density)
+        # (side centre offset a, b), direction along the side (unit in block frame), outward normal, half extent
+        sides = (
+            ((0.0, -hv), (1.0, 0.0), (0.0, -1.0), hu),
+            ((0.0, hv), (1.0, 0.0), (0.0, 1.0), hu),
+            ((-hu, 0.0), (0.0, 1.0), (-1.0, 0.0), hv),
+            ((hu, 0.0), (0.0, 1.0), (1.0, 0.0), hv),
+        )
+        for (sa, sb), (da, db), (na, nb), half in sides:
+            pos = -half
+            while pos < half:
+                if apartments:
+                    length_m, depth_m = rng.uniform(20.0, 45.0), rng.uniform(11.0, 16.0)
+                    style = "flat" if rng.random() < 0.7 else "l-shape"
+                    gap_m = rng.uniform(6.0, 14.0)
+                    height_m = rng.uniform(9.0, 18.0)
+                else:
+                    length_m, depth_m = rng.uniform(9.0, 17.0), rng.uniform(7.5, 12.0)
+                    style = "gable" if rng.random() < 0.72 else ("l-shape" if rng.random() < 0.5 else "flat")
+                    gap_m = rng.uniform(3.0, 8.0)
+                    height_m = rng.uniform(4.0, 8.0)
+                length_px, depth_px = length_m / gsd, depth_m / gsd
+                centre_pos = pos + length_px / 2
+                pos += length_px + gap_m / gsd
+                if centre_pos + length_px / 2 > half or rng.random() > fill:
+                    continue
+                setback = rng.uniform(0.0, 2.5) / gsd
+                a = sa + da * centre_pos - na * (setback + depth_px / 2)
+                b = sb + db * centre_pos - nb * (setback + depth_px / 2)
+                x, y = self._point(block, a, b)
+                heading = block.angle + (0.0 if da else 90.0) + rng.uniform(-2.0, 2.0)
+                house = self.place(
+                    "building",
+                    x,
+                    y,
+                    length_m,
+                    depth_m,
+                    heading,
+                    allowed=GROUND_BUILDING,
+                    context="residential",
+                    style=style,
+                    height_m=height_m,
+                )
+                if house is None:
+                    continue
+                if not apartments and rng.random() < 0.35:
+                    # a car on the driveway between the house and the street
+                    off = depth_px / 2 + 3.4 / gsd
+                    cxa, cyb = a + na * off + da * rng.uniform(-0.3, 0.3) * length_px, b + nb * off
+                    vx, vy = self._point(block, cxa, cyb)
+                    self.place(
+                        "small-vehicle",
+                        vx,
+                        vy,
+                        rng.uniform(3.9, 5.2),
+                        1.85,
+                        heading + 90.0 + rng.choice((0.0, 180.0)) + rng.uniform(-5, 5),
+                        allowed=CAR_GROUND,
+                        context="driveway",
+                        style="car",
+                    )
+                if not apartments and rng.random() < 0.16:
+                    pool_len = rng.uniform(6.0, 12.0)
+                    pool_w = pool_len * rng.uniform(0.45, 0.6)
+                    off = depth_px / 2 + (2.5 + pool_w / 2) / gsd
+                    px_, py_ = self._point(block, a - na * off, b - nb * off)
+                    self.place(
+                        "swimming-pool",
+                        px_,
+                        py_,
+                        pool_len,
+                        pool_w,
+                        heading,
+                        allowed=_labels("residential"),
+                        context="garden",
+                        style="private",
+                    )
+        for sub in block.subregions:
+            if sub.kind == "grassland":
+                self._sports((sub.center[0], sub.center[1], sub.angle), sub.half_u, sub.half_v, 0.85)
+
+    def _grassland(self, block: BlockInfo) -> None:
+        self._sports((block.center[0], block.center[1], block.angle), block.half_u, block.half_v, 0.4)
+
+    def _sports(self, frame: tuple[float, float, float], hu: float, hv: float, chance: float) -> None:
+        rng = self.rng
+        gsd = self.gsd
+        if rng.random() > chance * min(1.0, self.density):
+            return
+        angle = frame[2]
+        if rng.random() < 0.7:
+            n = rng.randint(1, 4)
+            length_m = rng.uniform(33.0, 37.0)
+            breadth_m = length_m * 0.5
+            colour = _weighted(rng, CATEGORY_SPECS["tennis-court"].colours)
+            ca, cb = rng.uniform(-0.5, 0.5) * hu, rng.uniform(-0.5, 0.5) * hv
+            for k in range(n):
+                x, y = self._point(frame, ca, cb + (k - (n - 1) / 2) * (breadth_m + 0.6) / gsd)
+                self.place(
+                    "tennis-court",
+                    x,
+                    y,
+                    length_m,
+                    breadth_m,
+                    angle,
+                    allowed=SPORTS_GROUND,
+                    context="park",
+                    colour=colour,
+                    pad_m=0.2,
+                )
+        if rng.random() < 0.45:
+            for _ in range(rng.randint(1, 2)):
+                length_m = rng.uniform(28.5, 33.5)
+                x, y = self._point(frame, rng.uniform(-hu, hu), rng.uniform(-hv, hv))
+                self.place(
+                    "basketball-court",
+                    x,
+                    y,
+                    length_m,
+                    length_m * 0.57,
+                    angle + rng.choice((0.0, 90.0)),
+                    allowed=SPORTS_GROUND,
+                    context="park",
+                )
+        if rng.random() < 0.35:
+            length_m = rng.uniform(45.0, 105.0)
+            for _attempt in range(3):
+                x, y = self._point(frame, rng.uniform(-0.5, 0.5) * hu, rng.uniform(-0.5, 0.5) * hv)
+                if self.place(
+                    "soccer-ball-field",
+                    x,
+                    y,
+                    length_m,
+                    length_m * 0.65,
+                    angle,
+                    allowed=SPORTS_GROUND,
+                    context="park",
+                ):
+                    break
+                length_m *= 0.8
+        if rng.random() < 0.2:
+            length_m = rng.uniform(25.0, 50.0)
+            x, y = self._point(frame, rng.uniform(-hu, hu), rng.uniform(-hv, hv))
+            self.place(
+                "swimming-pool",
+                x,
+                y,
+                length_m,
+                length_m * rng.uniform(0.4, 0.5),
+                angle,
+                allowed=SPORTS_GROUND,
+                context="park",
+                style="public",
+            )
+
+    def _cropland(self, block: BlockInfo) -> None:
+        rng = self.rng
+        if rng.random() > 0.3 * min(1.0, self.density):
+            return
+        ca, cb = rng.uniform(-0.7, 0.7) * block.half_u, rng.uniform(-0.7, 0.7) * block.half_v
+        for k in range(rng.randint(1, 3)):
+            x, y = self._point(block, ca + k * 22.0 / self.gsd, cb + rng.uniform(-4, 4) / self.gsd)
+            length_m = rng.uniform(10.0, 30.0)
+            self.place(
+                "building",
+                x,
+                y,
+                length_m,
+                length_m * rng.uniform(0.5, 0.8),
+                block.angle + rng.choice((0.0, 90.0)),
+                allowed=GROUND_BUILDING,
+                context="farm",
+                style=rng.choice(("gable", "warehouse", "flat")),
+                height_m=rng.uniform(4.0, 9.0),
+            )
+        if rng.random() < 0.5:
+            x, y = self._point(block, ca, cb + 15.0 / self.gsd)
+            self.place(
+                "large-vehicle",
+                x,
+                y,
+                rng.uniform(7.0, 12.0),
+                2.5,
+                rng.uniform(-180, 180),
+                allowed=GROUND_BUILDING,
+                context="farm",
+                style="truck",
+            )
+
+    def _bare_soil(self, block: BlockInfo) -> None:
+        rng = self.rng
+        if rng.random() > 0.6 * min(1.0, self.density):
+            return
+        for _ in range(rng.randint(1, 5)):
+            x, y = self._point(block, rng.uniform(-1, 1) * block.half_u, rng.uniform(-1, 1) * block.half_v)
+            self.place(
+                "large-vehicle",
+                x,
+                y,
+                rng.uniform(7.0, 14.0),
+                2.6,
+                rng.uniform(-180, 180),
+                allowed=_labels("bare-soil"),
+                context="construction",
+                style="truck",
+            )
+        for _ in range(rng.randint(0, 2)):
+            x, y = self._point(block, rng.uniform(-1, 1) * block.half_u, rng.uniform(-1, 1) * block.half_v)
+            length_m = rng.uniform(7.0, 12.0)
+            self.place(
+                "building",
+                x,
+                y,
+                length_m,
+                length_m * 0.5,
+                block.angle,
+                allowed=_labels("bare-soil"),
+                context="construction",
+                style="flat",
+                height_m=3.0,
+            )
+
+    def _forest(self, block: BlockInfo) -> None:
+        rng = self.rng
+        if rng.random() < 0.06 * self.density:
+            x, y = self._point(block, rng.uniform(-0.6, 0.6) * block.half_u, rng.uniform(-0.6, 0.6) * block.half_v)
+            self.place(
+                "building", x, y, 9.0, 7.0, block.angle, allowed=_labels("forest"), context="forest", style="gable"
+            )
+
+    def _lake(self, centre: tuple[float, float], half_u: float, half_v: float, angle: float) -> None:
+        rng = self.rng
+        for _ in range(self._count(1.4)):
+            a, b = rng.uniform(-1, 1) * half_u, rng.uniform(-1, 1) * half_v
+            x, y = self._point((centre[0], centre[1], angle), a, b)
+            length_m = rng.uniform(8.0, 16.0)
+            self.place(
+                "ship",
+                x,
+                y,
+                length_m,
+                length_m * rng.uniform(0.28, 0.36),
+                rng.uniform(-180, 180),
+                allowed=WATER,
+                context="lake",
+                style="boat",
+            )
+
+    def _ships_on_river(self, river: Polyline) -> None:
+        rng = self.rng
+        pts = np.asarray(river.points)
+        seg = np.diff(pts, axis=0)
+        seg_len = np.hypot(seg[:, 0], seg[:, 1])
+        total = float(seg_len.sum())
+        if total <= 0:
+            return
+        cum = np.concatenate([[0.0], np.cumsum(seg_len)])
+        width_m = river.width_m
+        for _ in range(self._count(total * self.gsd / 160.0)):
+            s = rng.uniform(0.0, total)
+            k = min(int(np.searchsorted(cum, s, side="right")) - 1, len(seg) - 1)
+            t = (s - cum[k]) / max(seg_len[k], 1e-9)
+            x, y = pts[k] + t * seg[k]
+            dx, dy = seg[k] / max(seg_len[k], 1e-9)
+            max_len = min(110.0, width_m * 2.4)
+            length_m = rng.uniform(8.0, max(8.5, max_len))
+            breadth_m = length_m * rng.uniform(0.2, 0.28)
+            if breadth_m > 0.42 * width_m:
+                breadth_m = 0.42 * width_m
+                length_m = breadth_m / 0.24
+            moored = rng.random() < 0.45
+            room = (width_m / 2 - breadth_m / 2 - 1.0) / self.gsd
+            offset = rng.choice((-1.0, 1.0)) * room if moored else rng.uniform(-0.4, 0.4) * room
+            heading = math.degrees(math.atan2(dy, dx)) + (180.0 if rng.random() < 0.5 else 0.0)
+            style = "boat" if length_m < 40 else rng.choice(("cargo", "tanker"))
+            self.place(
+                "ship",
+                float(x - dy * offset),
+                float(y + dx * offset),
+                length_m,
+                breadth_m,
+                heading,
+                allowed=WATER,
+                context="moored" if moored else "underway",
+                style=style,
+            )
+
+    def _parking(self, region: Region) -> None:
+        rng = self.rng
+        assert region.frame is not None
+        fill = min(1.0, rng.uniform(0.3, 0.9) * self.density)
+        for slot in parking_stalls(region.frame, region.angle, self.gsd):
+            if rng.random() > fill:
+                continue
+            jitter = rng.uniform(-0.25, 0.25) / self.gsd
+            a = math.radians(slot.heading)
+            self.place(
+                "small-vehicle",
+                slot.x + jitter * math.cos(a),
+                slot.y + jitter * math.sin(a),
+                rng.uniform(3.9, 5.0),
+                1.85,
+                slot.heading + rng.uniform(-3.0, 3.0),
+                allowed=_labels("parking"),
+                context="parking",
+                style="car",
+                pad_m=0.15,
+            )
+
+    def _road_vehicles(self, road: Polyline) -> None:
+        rng = self.rng
+        pts = np.asarray(road.points)
+        seg = np.diff(pts, axis=0)
+        seg_len = np.hypot(seg[:, 0], seg[:, 1])
+        total = float(seg_len.sum())
+        if total <= 0:
+            return
+        cum = np.concatenate([[0.0], np.cumsum(seg_len)])
+        major = road.kind == "major-road"
+        lanes = (1.75, 5.25) if major else (1.75,)
+        rate = 1 / 28.0 if major else 1 / 55.0
+        for _ in range(self._count(total * self.gsd * rate)):
+            s = rng.uniform(0.0, total)
+            k = min(int(np.searchsorted(cum, s, side="right")) - 1, len(seg) - 1)
+            t = (s - cum[k]) / max(seg_len[k], 1e-9)
+            x, y = pts[k] + t * seg[k]
+            dx, dy = seg[k] / max(seg_len[k], 1e-9)
+            side = rng.choice((-1.0, 1.0))
+            lane_m = rng.choice(lanes)
+            parked = not major and rng.random() < 0.3
+            if parked:
+                lane_m = road.width_m / 2 - 1.2
+            offset = side * lane_m / self.gsd
+            # right-hand traffic: the lane right of the travel direction (positive offset) goes forward
+            heading = math.degrees(math.atan2(dy, dx)) + (0.0 if side > 0 else 180.0) + rng.uniform(-2.0, 2.0)
+            large = rng.random() < (0.16 if major else 0.06)
+            cx, cy = float(x - dy * offset), float(y + dx * offset)
+            if large:
+                bus = rng.random() < 0.3
+                self.place(
+                    "large-vehicle",
+                    cx,
+                    cy,
+                    rng.uniform(11.0, 13.5) if bus else rng.uniform(7.5, 18.0),
+                    2.55,
+                    heading,
+                    allowed=ON_ROAD,
+                    context="road",
+                    style="bus" if bus else "truck",
+                )
+            else:
+                self.place(
+                    "small-vehicle",
+                    cx,
+                    cy,
+                    rng.uniform(3.9, 5.4),
+                    1.85,
+                    heading,
+                    allowed=ON_ROAD,
+                    context="parked-roadside" if parked else "road",
+                    style="car",
+                )
+
+
+def _weighted(rng: random.Random, choices: Sequence[tuple[str, float]]) -> str:
+    total = sum(w for _, w in choices)
+    r = rng.random() * total
+    for name, w in choices:
+        if r < w:
+            return name
+        r -= w
+    return choices[-1][0]

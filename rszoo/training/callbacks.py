@@ -1,0 +1,131 @@
+"""Callbacks for exact resumption and tidy checkpoint folders.
+
+Lightning checkpoints hold the weights, optimizer, LR scheduler and loop progress. :class:`ResumeState` adds what a run
+needs to continue *as if never stopped*: the RNG states (torch, Python, NumPy) at the moment of the checkpoint, applied
+again right before the next batch, and the position in the epoch's data order, so the resumed run sees exactly the
+batches it would have seen.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+
+__all__ = ["ResumeState", "latest_checkpoint"]
+
+_STEP = re.compile(r"step=(\d+)")
+
+
+def latest_checkpoint(directory: str | Path) -> Path | None:
+    """The checkpoint with the highest step in ``directory`` (``step=N.ckpt`` names), or None."""
+    directory = Path(directory)
+    best: tuple[int, Path] | None = None
+    for path in directory.glob("*.ckpt"):
+        match = _STEP.search(path.name)
+        if match and (best is None or int(match.group(1)) > best[0]):
+            best = (int(match.group(1)), path)
+    return best[1] if best else None
+
+
+def _numpy_state() -> dict[str, Any]:
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    return {
+        "kind": kind,
+        "keys": keys.tolist(),
+        "pos": int(pos),
+        "has_gauss": int(has_gauss),
+        "cached": float(cached),
+    }
+
+
+class ResumeState(L.Callback):
+    """Saves and restores RNG states and the data position; prunes old step checkpoints to ``keep_last``.
+
+    Everything it stores is a tensor or a primitive, so checkpoints load with ``weights_only=True``.
+    """
+
+    def __init__(self, checkpoint_dir: str | Path | None = None, keep_last: int = 2) -> None:
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
+        self.keep_last = keep_last
+        self._batches_this_epoch = 0
+        self._pending_rng: dict[str, Any] | None = None
+        self._resumed_mid_epoch = False
+
+    @property
+    def state_key(self) -> str:
+        return "rszoo.ResumeState"
+
+    # -- bookkeeping --------------------------------------------------------------------------------------------------
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self._trainer = trainer
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._resumed_mid_epoch:  # the counter was restored with the checkpoint
+            self._resumed_mid_epoch = False
+        else:
+            self._batches_this_epoch = 0
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        # the batch being trained counts as consumed: a checkpoint saved at its end resumes after it
+        self._batches_this_epoch += 1
+        self._prune()
+        if self._pending_rng is not None:
+            rng, self._pending_rng = self._pending_rng, None
+            torch.set_rng_state(rng["torch"])
+            random.setstate((rng["python"][0], tuple(rng["python"][1]), rng["python"][2]))
+            np_state = rng["numpy"]
+            np.random.set_state(
+                (
+                    np_state["kind"],
+                    np.array(np_state["keys"], dtype=np.uint32),
+                    np_state["pos"],
+                    np_state["has_gauss"],
+                    np_state["cached"],
+                )
+            )
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._prune()
+
+    def _prune(self) -> None:
+        if self.checkpoint_dir is None or self.keep_last <= 0 or not self.checkpoint_dir.is_dir():
+            return
+        steps = sorted(
+            (int(m.group(1)), p) for p in self.checkpoint_dir.glob("*.ckpt") if (m := _STEP.search(p.name))
+        )
+        for _, path in steps[: -self.keep_last]:
+            path.unlink(missing_ok=True)
+
+    # -- checkpoint state ---------------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        trainer = getattr(self, "_trainer", None)
+        data = None
+        if (
+            trainer is not None
+            and trainer.datamodule is not None
+            and getattr(trainer.datamodule, "sampler", None)
+        ):
+            consumed = self._batches_this_epoch * trainer.datamodule.batch_size
+            data = trainer.datamodule.sampler.state_dict(consumed)
+        py = random.getstate()
+        rng = {"torch": torch.get_rng_state(), "python": [py[0], list(py[1]), py[2]], "numpy": _numpy_state()}
+        return {"rng": rng, "data": data}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        # Called while Lightning restores the checkpoint, before the train dataloader exists: hand the data position
+        # to the data module, which applies it to the sampler it is about to build (before any batch is fetched).
+        self._pending_rng = state.get("rng")
+        data = state.get("data")
+        trainer = getattr(self, "_trainer", None)
+        if data is not None and trainer is not None and trainer.datamodule is not None:
+            trainer.datamodule.resume_state = data
+            self._batches_this_epoch = data["consumed"] // max(1, trainer.datamodule.batch_size)
+            self._resumed_mid_epoch = True

@@ -1,0 +1,228 @@
+"""Data sets, a resumable sampler and the LightningDataModule every training stage uses.
+
+Samples stay plain dicts until the task's ``collate`` (which owns the processor) turns a list of them into tensors, so
+the same data module serves chat SFT and GRPO prompts.
+
+Resumption: :class:`ResumableSampler` draws one permutation per epoch from ``(seed, epoch)`` and can skip the samples
+already consumed, so a run killed mid-epoch and resumed sees exactly the batches it would have seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from rszoo.data.records import iter_jsonl
+
+__all__ = ["JsonlDataset", "ResumableSampler", "TaskDataModule", "load_messages_jsonl"]
+
+
+def _resolve_image_paths(messages: Any, root: Path, where: str) -> list[dict[str, Any]]:
+    if not isinstance(messages, list) or not messages:
+        raise ValueError(f"{where}: 'messages' must be a non-empty list of {{role, content}} objects")
+    out = []
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict) or message.get("role") not in (
+            "system",
+            "user",
+            "assistant",
+            "tool",
+        ):
+            raise ValueError(
+                f"{where}: messages[{i}] needs a role of system/user/assistant/tool, got {message!r:.80}"
+            )
+        content = message.get("content")
+        if isinstance(content, list):
+            parts = []
+            for j, part in enumerate(content):
+                if not isinstance(part, dict) or part.get("type") not in ("image", "text"):
+                    raise ValueError(
+                        f"{where}: messages[{i}].content[{j}] must be {{'type': 'image'|'text', ...}}"
+                    )
+                if part["type"] == "image":
+                    image = part.get("image")
+                    if not isinstance(image, str):
+                        raise ValueError(f"{where}: messages[{i}].content[{j}].image must be a path string")
+                    path = Path(image) if Path(image).is_absolute() else root / image
+                    if not path.is_file():
+                        raise FileNotFoundError(f"{where}: image file not found: {path}")
+                    part = {**part, "image": str(path)}
+                parts.append(part)
+            content = parts
+        elif not isinstance(content, str):
+            raise ValueError(f"{where}: messages[{i}].content must be a string or a list of parts")
+        out.append({**message, "content": content})
+    if out[-1]["role"] != "assistant":
+        raise ValueError(f"{where}: the last message must be the assistant's answer (the training target)")
+    return out
+
+
+def load_messages_jsonl(path: str | Path, max_samples: int | None = None) -> list[dict[str, Any]]:
+    """Read an OpenAI-messages JSONL file; image paths become absolute; errors name the file and line."""
+    path = Path(path)
+    rows = []
+    for lineno, obj in iter_jsonl(path):
+        where = f"{path}:{lineno}"
+        if "messages" not in obj:
+            raise ValueError(f"{where}: missing 'messages' (the format is documented in rszoo.data.records)")
+        rows.append(
+            {
+                "id": str(obj.get("id", f"{path.stem}-{lineno}")),
+                "task": obj.get("task", ""),
+                "messages": _resolve_image_paths(obj["messages"], path.parent, where),
+            }
+        )
+        if max_samples is not None and len(rows) >= max_samples:
+            break
+    if not rows:
+        raise ValueError(f"{path}: no samples")
+    return rows
+
+
+class JsonlDataset(Dataset):
+    """A list of plain-dict samples (already validated by a loader)."""
+
+    def __init__(self, rows: list[dict[str, Any]]) -> None:
+        self.rows = rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return self.rows[index]
+
+
+class ResumableSampler(Sampler[int]):
+    """Shuffles with ``(seed, epoch)``; ``state_dict`` records how many samples of the epoch were consumed.
+
+    Lightning calls ``set_epoch`` at each epoch start. On resume, ``load_state_dict`` makes the next epoch iteration
+    skip the consumed samples. In distributed runs each rank takes every ``num_replicas``-th index of the permutation.
+    """
+
+    def __init__(
+        self,
+        size: int,
+        seed: int = 0,
+        shuffle: bool = True,
+        num_replicas: int = 1,
+        rank: int = 0,
+        batch_size: int = 1,
+        repeat_batches: int = 1,
+    ) -> None:
+        self.size, self.seed, self.shuffle = size, seed, shuffle
+        self.num_replicas, self.rank = num_replicas, rank
+        self.batch_size, self.repeat_batches = batch_size, repeat_batches
+        self.epoch = 0
+        self._skip = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        if epoch != self.epoch:
+            self._skip = 0
+        self.epoch = epoch
+
+    def _order(self) -> list[int]:
+        if not self.shuffle:
+            order = list(range(self.size))
+        else:
+            generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+            order = torch.randperm(self.size, generator=generator).tolist()
+        # pad so every rank gets the same number of samples (as DistributedSampler does)
+        per_rank = -(-self.size // self.num_replicas)
+        order += order[: per_rank * self.num_replicas - len(order)]
+        mine = order[self.rank :: self.num_replicas]
+        if self.repeat_batches > 1:  # each batch is seen repeat_batches times in a row (GRPO num_iterations)
+            batches = [mine[i : i + self.batch_size] for i in range(0, len(mine), self.batch_size)]
+            mine = [i for b in batches for _ in range(self.repeat_batches) for i in b]
+        return mine
+
+    def __iter__(self) -> Iterator[int]:
+        order = self._order()
+        skip, self._skip = self._skip, 0
+        return iter(order[skip:])
+
+    def __len__(self) -> int:
+        return -(-self.size // self.num_replicas) * self.repeat_batches
+
+    def state_dict(self, consumed: int) -> dict[str, int]:
+        return {"epoch": self.epoch, "consumed": consumed, "seed": self.seed, "size": self.size}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        if state.get("size") != self.size or state.get("seed") != self.seed:
+            raise ValueError(
+                f"cannot resume the data order: the checkpoint was made with {state.get('size')} samples and seed "
+                f"{state.get('seed')}, this run has {self.size} samples and seed {self.seed}"
+            )
+        self.epoch = state["epoch"]
+        self._skip = state["consumed"]
+
+
+class TaskDataModule(L.LightningDataModule):
+    """Train/val data sets of plain dicts, batched by the task's ``collate`` (which owns the processor).
+
+    Args:
+        train_rows / val_rows: samples (see the loaders in :mod:`rszoo.training.sft` and :mod:`rszoo.training.grpo`).
+        batch_size: per-device micro-batch size.
+        num_workers: data loader workers (0 keeps everything in-process; images are decoded in ``collate``).
+        seed: the shuffling seed.
+    """
+
+    def __init__(
+        self,
+        train_rows: list[dict[str, Any]],
+        val_rows: list[dict[str, Any]] | None = None,
+        batch_size: int = 1,
+        num_workers: int = 0,
+        seed: int = 0,
+        shuffle: bool = True,
+        repeat_batches: int = 1,
+    ) -> None:
+        super().__init__()
+        self.train_set = JsonlDataset(train_rows)
+        self.val_set = JsonlDataset(val_rows) if val_rows else None
+        self.batch_size, self.num_workers, self.seed, self.shuffle = batch_size, num_workers, seed, shuffle
+        self.repeat_batches = repeat_batches
+        self.sampler: ResumableSampler | None = None
+        self.resume_state: dict[str, int] | None = None  # set by ResumeState when a checkpoint is restored
+
+    def _collate(self) -> Callable[[list[dict[str, Any]]], Any]:
+        return self.trainer.lightning_module.collate
+
+    def train_dataloader(self) -> DataLoader:
+        if self.sampler is None:
+            world, rank = (self.trainer.world_size, self.trainer.global_rank) if self.trainer else (1, 0)
+            self.sampler = ResumableSampler(
+                len(self.train_set),
+                self.seed,
+                self.shuffle,
+                world,
+                rank,
+                self.batch_size,
+                self.repeat_batches,
+            )
+        if self.resume_state is not None:
+            self.sampler.load_state_dict(self.resume_state)
+            self.resume_state = None
+        return DataLoader(
+            self.train_set,
+            batch_size=self.batch_size,
+            sampler=self.sampler,
+            collate_fn=self._collate(),
+            num_workers=self.num_workers,
+            drop_last=False,
+        )
+
+    def val_dataloader(self) -> DataLoader | list:
+        if self.val_set is None:
+            return []
+        return DataLoader(
+            self.val_set,
+            batch_size=self.batch_size,
+            shuffle=False,
+            collate_fn=self.trainer.lightning_module.collate_eval,
+            num_workers=self.num_workers,
+        )

@@ -1,0 +1,194 @@
+"""Run a recipe: build the task, data, loggers and Trainer; train with exact resumption; save, log and evaluate.
+
+This is what ``rszoo train`` calls. The run directory (``output_dir``) holds everything about a run::
+
+    runs/<name>/
+      recipe.yaml          the fully resolved recipe
+      checkpoints/         step=N.ckpt (optimizer, scheduler, RNG, data order, step) and last.ckpt
+      logs/metrics.csv     every logged metric (also in MLflow)
+      mlflow.db, mlartifacts/   the local MLflow store (unless logging.tracking_uri points elsewhere)
+      model/               the final model (save_pretrained format), loadable with rszoo.load_model
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from rszoo.recipes import recipe_to_yaml
+from rszoo.utils.io import atomic_write_text
+
+__all__ = ["TrainResult", "resolve_resume", "train"]
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """Where a run put things, and its final numbers."""
+
+    run_dir: Path
+    model_dir: Path | None
+    checkpoint: Path | None
+    metrics: dict[str, float]
+    eval: dict[str, Any]
+    mlflow_uri: str | None
+    mlflow_run_id: str | None
+
+
+def resolve_resume(resume: str | None, checkpoint_dir: Path) -> Path | None:
+    """``auto`` -> the latest checkpoint if any; ``false``/``none`` -> None; otherwise an existing path."""
+    from rszoo.training.callbacks import latest_checkpoint
+
+    value = str(resume).strip().lower() if resume is not None else "false"
+    if value in ("false", "none", "no", "0", ""):
+        return None
+    if value == "auto":
+        return latest_checkpoint(checkpoint_dir)
+    path = Path(str(resume))
+    if path.is_dir():
+        found = latest_checkpoint(path)
+        if found is None:
+            raise FileNotFoundError(f"checkpoint.resume: no step=N.ckpt file in {path}")
+        return found
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"checkpoint.resume: {path} does not exist (use auto, false, or a checkpoint path)"
+        )
+    return path
+
+
+def _mlflow_logger(recipe: DictConfig, run_dir: Path) -> Any:
+    from lightning.pytorch.loggers import MLFlowLogger
+
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    uri = recipe.logging.tracking_uri or f"sqlite:///{(run_dir / 'mlflow.db').resolve()}"
+    id_file = run_dir / "mlflow_run_id.txt"
+    run_id = id_file.read_text().strip() if id_file.is_file() else None
+    logger = MLFlowLogger(
+        experiment_name=recipe.logging.experiment,
+        run_name=recipe.logging.run_name or recipe.name,
+        tracking_uri=uri,
+        artifact_location=(run_dir / "mlartifacts").resolve().as_uri(),
+        run_id=run_id,
+        log_model=False,
+    )
+    return logger
+
+
+def train(recipe: DictConfig, extra_callbacks: list[Any] | None = None) -> TrainResult:
+    """Train ``recipe`` (a validated DictConfig from :func:`rszoo.recipes.load_recipe`)."""
+    import lightning as L
+    from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger
+
+    from rszoo.training.callbacks import ResumeState
+    from rszoo.training.strategies import build_strategy
+    from rszoo.training.task import task_class
+
+    run_dir = Path(recipe.output_dir)
+    ckpt_dir = run_dir / "checkpoints"
+    resolved = recipe_to_yaml(recipe)
+    L.seed_everything(recipe.seed, workers=True, verbose=False)
+
+    task_cls = task_class(recipe.task)
+    task = task_cls(
+        model=recipe.model.name,
+        init_from=recipe.model.init_from,
+        model_overrides=OmegaConf.to_container(recipe.model.overrides),
+        stage=recipe.stage,
+        stage_args=OmegaConf.to_container(recipe.stage_args),
+        freeze=OmegaConf.to_container(recipe.model.freeze),
+        optimizer=OmegaConf.to_container(recipe.optimizer),
+        scheduler=OmegaConf.to_container(recipe.scheduler),
+    )
+    datamodule = task.build_datamodule(recipe.data, seed=recipe.seed)
+
+    rank_zero = int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", "0"))) == 0
+    if rank_zero:
+        print(f"[rszoo] resolved recipe ({recipe.name}):\n{resolved}", flush=True)
+        atomic_write_text(run_dir / "recipe.yaml", resolved)
+
+    ckpt_path = resolve_resume(recipe.checkpoint.resume, ckpt_dir)
+    # a resumed run writes its CSV next to the first one (MLflow continues the same run)
+    csv_version = "logs" if ckpt_path is None else f"logs-resumed-{ckpt_path.stem.replace('=', '')}"
+    loggers: list[Any] = [CSVLogger(save_dir=str(run_dir), name="", version=csv_version)]
+    mlflow_logger = None
+    if recipe.logging.mlflow:
+        mlflow_logger = _mlflow_logger(recipe, run_dir)
+        loggers.append(mlflow_logger)
+
+    checkpointing = ModelCheckpoint(
+        dirpath=str(ckpt_dir),
+        filename="{step}",
+        every_n_train_steps=recipe.checkpoint.every_n_steps,
+        save_top_k=-1,
+        save_last=True,
+        enable_version_counter=False,
+    )
+    callbacks = [
+        ResumeState(ckpt_dir, recipe.checkpoint.keep_last),
+        checkpointing,
+        LearningRateMonitor("step"),
+    ]
+    callbacks += list(extra_callbacks or [])
+    trainer_cfg = recipe.trainer
+    trainer = L.Trainer(
+        accelerator=recipe.cluster.accelerator,
+        devices=recipe.cluster.devices,
+        num_nodes=recipe.cluster.num_nodes,
+        strategy=build_strategy(recipe.cluster, task),
+        precision=trainer_cfg.precision,
+        max_steps=trainer_cfg.max_steps,
+        max_epochs=trainer_cfg.max_epochs,
+        accumulate_grad_batches=trainer_cfg.accumulate_grad_batches,
+        gradient_clip_val=trainer_cfg.gradient_clip_val,
+        val_check_interval=trainer_cfg.val_check_interval,
+        check_val_every_n_epoch=None if trainer_cfg.val_check_interval else 1,
+        limit_val_batches=trainer_cfg.limit_val_batches,
+        log_every_n_steps=trainer_cfg.log_every_n_steps,
+        deterministic=trainer_cfg.deterministic,
+        enable_progress_bar=trainer_cfg.enable_progress_bar,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        use_distributed_sampler=False,  # ResumableSampler shards by rank itself
+        default_root_dir=str(run_dir),
+        logger=loggers,
+        callbacks=callbacks,
+    )
+    if ckpt_path is not None and rank_zero:
+        print(f"[rszoo] resuming from {ckpt_path}", flush=True)
+    if mlflow_logger is not None and trainer.is_global_zero:
+        mlflow_logger.experiment.log_text(mlflow_logger.run_id, resolved, "recipe.yaml")
+        atomic_write_text(run_dir / "mlflow_run_id.txt", mlflow_logger.run_id + "\n")
+    trainer.fit(task, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
+
+    metrics = {
+        k: float(v) for k, v in trainer.callback_metrics.items() if getattr(v, "numel", lambda: 1)() == 1
+    }
+    model_dir = None
+    evaluation: dict[str, Any] = {}
+    if trainer.is_global_zero:
+        if recipe.checkpoint.save_final_model:
+            model_dir = task.network.save_pretrained(run_dir / "model", recipe=resolved)
+        if recipe.eval.data:
+            evaluation = task.evaluate(recipe.eval, out_dir=run_dir / "eval")
+            if mlflow_logger is not None:
+                numeric = {f"eval/{k}": float(v) for k, v in evaluation.items() if isinstance(v, int | float)}
+                mlflow_logger.log_metrics(numeric, step=trainer.global_step)
+                mlflow_logger.experiment.log_artifacts(mlflow_logger.run_id, str(run_dir / "eval"), "eval")
+        if mlflow_logger is not None and model_dir is not None and recipe.logging.log_model:
+            mlflow_logger.experiment.log_artifacts(mlflow_logger.run_id, str(model_dir), "model")
+    if mlflow_logger is not None:
+        mlflow_logger.finalize("success")
+    return TrainResult(
+        run_dir=run_dir,
+        model_dir=model_dir,
+        checkpoint=Path(checkpointing.last_model_path) if checkpointing.last_model_path else None,
+        metrics=metrics,
+        eval=evaluation,
+        mlflow_uri=getattr(mlflow_logger, "_tracking_uri", None),
+        mlflow_run_id=getattr(mlflow_logger, "run_id", None),
+    )
