@@ -105,6 +105,17 @@ class TrainerSection:
 
 
 @dataclass
+class FSDPSection:
+    """Sharding options for ``fsdp2`` (and ``fsdp1``): see :mod:`rszoo.training.sharding`."""
+
+    mixed_precision: str = "bf16"
+    activation_checkpointing: bool = True
+    cpu_offload: bool = False
+    reshard_after_forward: bool = True
+    hsdp: str = "auto"  # auto (HSDP when num_nodes > 1), true, false
+
+
+@dataclass
 class ClusterSection:
     """Where it runs. ``strategy``: ``auto``, ``ddp``, ``fsdp2`` (ModelParallelStrategy + fully_shard) or ``fsdp1``."""
 
@@ -112,6 +123,7 @@ class ClusterSection:
     devices: int = 1
     num_nodes: int = 1
     strategy: str = "auto"
+    fsdp: FSDPSection = field(default_factory=FSDPSection)
 
 
 @dataclass

@@ -164,6 +164,8 @@ MODELS = Registry(
 BACKBONES = Registry("backbone", modules=["rszoo.backbones.qwen_vl"])
 TOKENIZERS = Registry("tokenizer", modules=["rszoo.tokenizers.qwen_tiny"])
 REWARDS = Registry("reward", modules=["rszoo.rewards.grounding"])
-METRICS = Registry("metric", modules=["rszoo.metrics.grounding", "rszoo.metrics.detection"])
+METRICS = Registry(
+    "metric", modules=["rszoo.metrics.grounding", "rszoo.metrics.detection", "rszoo.metrics.vqa"]
+)
 DATASETS = Registry("dataset", modules=["rszoo.data.datasets"])
 STRATEGIES = Registry("strategy", modules=["rszoo.training.strategies"])

@@ -10,7 +10,7 @@ HELP = "export a training checkpoint (.ckpt, or a run directory) to a save_pretr
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "checkpoint", help="a step=N.ckpt / last.ckpt file, or a run directory (uses its latest)"
+        "checkpoint", help="a step=N.ckpt file or folder (sharded), or a run directory (uses its latest step)"
     )
     parser.add_argument("--out", required=True, help="the model folder to write")
     parser.add_argument("--max-shard-size", default="5GB")

@@ -31,6 +31,8 @@ def run(args: argparse.Namespace) -> int:
     from rszoo.training.run import train
 
     result = train(recipe)
+    if not result.is_global_zero:
+        return 0
     print(f"[rszoo] run directory: {result.run_dir}")
     if result.model_dir:
         print(f"[rszoo] final model:   {result.model_dir}  (rszoo.load_model('{result.model_dir}'))")

@@ -3,10 +3,10 @@
 Two sources:
 
 (a) :func:`write_position_aware_cot` -- a deterministic writer that turns a :class:`GroundingRecord` with structured
-    ``facts`` (schema in :mod:`rszoo.data.records`) into position-aware reasoning. The reasoning follows the order
-    the paper's Figure 2 illustrates: what the expression asks for -> the target's category and how many candidates
-    of that category exist -> the 3x3 grid cell -> the relation to the anchor object (with the anchor's approximate
-    position) -> size/colour cues -> the box. The answer is ``{"bbox_2d": [...]}`` in **resized-input pixels**
+    ``facts`` (schema in :mod:`rszoo.data.records`) into position-aware reasoning, in this order: what the
+    expression asks for -> the target's category and how many candidates of that category exist -> the 3x3 grid
+    cell -> the relation to the anchor object (with the anchor's approximate position) -> size/colour cues -> the
+    box. The answer is ``{"bbox_2d": [...]}`` in **resized-input pixels**
     (:func:`rszoo.data.resize.smart_resize`), the space Qwen2.5-VL reads and writes. Phrasing variants are chosen by
     a ``random.Random`` seeded with ``(seed, record.id)``, so the output is identical on every run and machine.
     :func:`cot_sft_sample` wraps it into a messages-format sample with VLM-R1's REC prompt
@@ -56,6 +56,7 @@ __all__ = [
     "CoTSample",
     "ExternalCoT",
     "build_cot_sft",
+    "build_external_cot_sft",
     "cot_sft_sample",
     "external_cot_to_sft",
     "grid_cell",
@@ -389,6 +390,11 @@ class CoTFilterReport:
         self.reasons[reason] += 1
         self.first_line.setdefault(reason, line)
 
+    def summary(self) -> str:
+        """One line, e.g. ``cot.jsonl: 2/13 kept; dropped incomplete_reasoning 5, inconsistent_format 4, ...``."""
+        parts = ", ".join(f"{c} {self.dropped.get(c, 0)}" for c in FILTER_CATEGORIES)
+        return f"{Path(self.path).name}: {self.kept}/{self.total} kept; dropped {parts}"
+
 
 def _field(row: Mapping[str, Any], name: str, where: str) -> Any:
     for key in _KEY_ALIASES.get(name, (name,)):
@@ -474,7 +480,7 @@ def load_external_cot(
     Why ``min_iou = 0.8``: the generator was *given* the GT box and asked to restate it, so a correct row only differs
     by integer rounding (plus smart_resize rounding if it answered in input pixels). Rounding every side by up to
     half a pixel keeps IoU above 0.8 for boxes of 10 px and more, while a box in the wrong coordinate space (e.g. 812
-    vs 800 px) or a different object falls below it for the small targets that dominate RSVG. 0.5 (the Acc@0.5
+    vs 800 px) or a different object falls below it for the small targets common in RSVG. 0.5 (the Acc@0.5
     threshold) would keep boxes that teach wrong coordinates.
 
     Args:
@@ -556,6 +562,11 @@ def load_external_cot(
         )
     report.kept = len(kept)
     return kept, report
+
+
+def build_external_cot_sft(rows: Iterable[ExternalCoT], **resize: Any) -> list[dict[str, Any]]:
+    """:func:`external_cot_to_sft` for every filtered row; ``resize`` takes ``factor``, ``min_pixels``, ``max_pixels``."""
+    return [external_cot_to_sft(row, **resize) for row in rows]
 
 
 def external_cot_to_sft(

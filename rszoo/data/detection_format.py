@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import random
 import re
 from collections.abc import Mapping, Sequence
@@ -93,11 +94,17 @@ EMPTY_RESPONSE = "There are none."
 SYSTEM_PROMPTS: dict[tuple[str, str], str | None] = {
     ("quad", "plain"): "As an AI assistant, you specialize in accurate oriented object detection, delivering "
     "coordinates of the polygon vertices in plain text format 'x1,y1,x2,y2,x3,y3,x4,y4 object'.",
-    ("quad", "json"): "You are an AI assistant specializing in oriented object detection. Represent objects with "
+    (
+        "quad",
+        "json",
+    ): "You are an AI assistant specializing in oriented object detection. Represent objects with "
     "quadrant bbox: the corrdinates of each vertices of the oriented bounding boxes in clock-wise order.",
     ("obb", "plain"): "As an AI assistant, you specialize in accurate oriented object detection, delivering "
     "coordinates in plain text format 'x,y,w,h,a object'.",
-    ("obb", "json"): "You are an AI assistant specializing in oriented object detection. Represent objects with: "
+    (
+        "obb",
+        "json",
+    ): "You are an AI assistant specializing in oriented object detection. Represent objects with: "
     "center (x,y), width (w), height (h), and rotation angle.",
     ("hbb", "plain"): "As an AI assistant, you specialize in accurate image object detection, delivering "
     "coordinates in plain text format 'x1,y1,x2,y2 object'.",
@@ -168,8 +175,11 @@ def select_json_template(box: Box, rng: random.Random, prob_proxy_prompt: float 
         >>> select_json_template("quad", random.Random(0), prob_proxy_prompt=0.0) == MAIN_ORIENTED_TEMPLATE
         True
     """
-    main, proxies = (MAIN_HBB_TEMPLATE, PROXY_HBB_TEMPLATES) if box == "hbb" else (
-        MAIN_ORIENTED_TEMPLATE, PROXY_ORIENTED_TEMPLATES)
+    main, proxies = (
+        (MAIN_HBB_TEMPLATE, PROXY_HBB_TEMPLATES)
+        if box == "hbb"
+        else (MAIN_ORIENTED_TEMPLATE, PROXY_ORIENTED_TEMPLATES)
+    )
     template = rng.choice(proxies) if rng.random() <= prob_proxy_prompt else main
     if rng.random() <= prob_proxy_prompt:
         template = template.replace("bbox", "bounding box")
@@ -265,7 +275,9 @@ def format_detection_response(
     if fmt not in ("plain", "json"):
         raise ValueError(f"format_detection_response: fmt must be 'plain' or 'json', got {fmt!r}")
     if sort_key not in ("start_vertex", "released"):
-        raise ValueError(f"format_detection_response: sort_key must be 'start_vertex' or 'released', got {sort_key!r}")
+        raise ValueError(
+            f"format_detection_response: sort_key must be 'start_vertex' or 'released', got {sort_key!r}"
+        )
     if (original_size is None) != (input_size is None):
         raise ValueError("format_detection_response: give both original_size and input_size, or neither")
     sizes = None
@@ -278,7 +290,9 @@ def format_detection_response(
             raise KeyError(f"objects[{i}]: needs 'label' and 'poly' keys, got {sorted(obj)}")
         name = obj["label"]
         if name not in ranks:
-            raise ValueError(f"objects[{i}]: label {name!r} is not one of the categories {list(categories)!r}")
+            raise ValueError(
+                f"objects[{i}]: label {name!r} is not one of the categories {list(categories)!r}"
+            )
         poly = list(obj["poly"])
         if len(poly) != 8:
             raise ValueError(f"objects[{i}]['poly']: expected 8 numbers, got {len(poly)}: {poly!r}")
@@ -287,7 +301,9 @@ def format_detection_response(
         else:
             xs, ys = poly[0::2], poly[1::2]
             bx, by, bw, bh = min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)
-        hbb = _scaled([bx, by, int(bx + bw), int(by + bh)], sizes)  # x2 = int(x1 + w) before scaling, as released
+        hbb = _scaled(
+            [bx, by, int(bx + bw), int(by + bh)], sizes
+        )  # x2 = int(x1 + w) before scaling, as released
         quad = normalize_quad(_scaled(poly, sizes), clockwise=clockwise)
         if box == "quad" and sort_key == "start_vertex":
             key = (ranks[name], quad[1], quad[0])
@@ -299,7 +315,9 @@ def format_detection_response(
     if not rows:
         return EMPTY_RESPONSE
     if fmt == "plain":
-        return "\n".join(",".join(str(v) for v in values) + f" {label}" for _, _, values, label in rows) + "\n"
+        return (
+            "\n".join(",".join(str(v) for v in values) + f" {label}" for _, _, values, label in rows) + "\n"
+        )
     items = [json.dumps({_JSON_KEYS[box]: values, "label": label}) for _, _, values, label in rows]
     return "```json\n[\n\t" + ",\n\t".join(items) + "\n]\n```"
 
@@ -316,8 +334,14 @@ def format_quad_response(
 ) -> str:
     """:func:`format_detection_response` with ``box="quad"`` (RSCoVLM's dense-detection target)."""
     return format_detection_response(
-        objects, categories, box="quad", fmt=fmt, original_size=original_size, input_size=input_size,
-        sort_key=sort_key, clockwise=clockwise,
+        objects,
+        categories,
+        box="quad",
+        fmt=fmt,
+        original_size=original_size,
+        input_size=input_size,
+        sort_key=sort_key,
+        clockwise=clockwise,
     )
 
 
@@ -348,7 +372,13 @@ def build_dense_det_messages(
     fmt: Fmt = "json" if rng.random() >= prob_plain_text_prompt else "plain"
     text = user_prompt(categories, fmt=fmt, box=box, rng=rng, prob_proxy_prompt=prob_proxy_prompt)
     response = format_detection_response(
-        objects, categories, box=box, fmt=fmt, original_size=original_size, input_size=input_size, sort_key=sort_key
+        objects,
+        categories,
+        box=box,
+        fmt=fmt,
+        original_size=original_size,
+        input_size=input_size,
+        sort_key=sort_key,
     )
     image_entry: dict[str, Any] = {"type": "image", "image": image}
     if input_size is not None:
@@ -381,8 +411,15 @@ class ParsedDetections:
 
 
 def _new_counts() -> dict[str, Any]:
-    return {"objects": 0, "parsed": 0, "repaired": 0, "truncated_numbers": 0, "fuzzy_labels": 0, "empty": 0,
-            "dropped": {}}
+    return {
+        "objects": 0,
+        "parsed": 0,
+        "repaired": 0,
+        "truncated_numbers": 0,
+        "fuzzy_labels": 0,
+        "empty": 0,
+        "dropped": {},
+    }
 
 
 def _drop(counts: dict[str, Any], reason: str) -> None:
@@ -395,7 +432,9 @@ def _normalise_label(text: str) -> str:
     return text.strip(" .,;:!\"'`*")
 
 
-def map_label(text: str, categories: Sequence[str], cutoff: float = 0.6, strict: bool = False) -> tuple[str | None, str]:
+def map_label(
+    text: str, categories: Sequence[str], cutoff: float = 0.6, strict: bool = False
+) -> tuple[str | None, str]:
     """Map a predicted label to a category name; returns ``(name or None, how)``.
 
     ``how`` is ``"exact"`` (equal to a category's label), ``"normalized"`` (after lower-casing, ``-``/``_`` to
@@ -428,7 +467,9 @@ def map_label(text: str, categories: Sequence[str], cutoff: float = 0.6, strict:
 
 
 _NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?")
-_LEAD_NUMBERS = re.compile(r"^\s*[\[\(\{<]?\s*((?:[-+]?\d+(?:\.\d+)?(?:\s*[,;]+\s*|\s+))*[-+]?\d+(?:\.\d+)?)\s*[\]\)\}>]?\s*(.*)$")
+_LEAD_NUMBERS = re.compile(
+    r"^\s*[\[\(\{<]?\s*((?:[-+]?\d+(?:\.\d+)?(?:\s*[,;]+\s*|\s+))*[-+]?\d+(?:\.\d+)?)\s*[\]\)\}>]?\s*(.*)$"
+)
 _FENCE_LINE = re.compile(r"^\s*```[a-zA-Z]*\s*$")
 
 
@@ -459,8 +500,16 @@ def _to_number(v: Any) -> float | int | None:
 class _Collector:
     """Shared tail of both formats: count, map the label, back-scale, emit."""
 
-    def __init__(self, categories: Sequence[str], cutoff: float, strict: bool, n_values: int, box: Box,
-                 scale: tuple[float, float, float, float] | None, image: Any) -> None:
+    def __init__(
+        self,
+        categories: Sequence[str],
+        cutoff: float,
+        strict: bool,
+        n_values: int,
+        box: Box,
+        scale: tuple[float, float, float, float] | None,
+        image: Any,
+    ) -> None:
         self.categories, self.cutoff, self.strict = categories, cutoff, strict
         self.n_values, self.box, self.scale, self.image = n_values, box, scale, image
         self.counts = _new_counts()
@@ -483,13 +532,20 @@ class _Collector:
             return
         if how == "fuzzy":
             c["fuzzy_labels"] += 1
-        poly = _box_to_quad(values, self.box)
-        if self.scale is not None:
-            ow, oh, iw, ih = self.scale
-            for k in range(0, 8, 2):  # same expression and order as the reference: v * original / resized
-                poly[k] = poly[k] * ow / iw
-                poly[k + 1] = poly[k + 1] * oh / ih
-        det: dict[str, Any] = {"label": name, "poly": [float(v) for v in poly], "score": 1.0}
+        try:
+            poly = _box_to_quad(values, self.box)
+            if self.scale is not None:
+                ow, oh, iw, ih = self.scale
+                for k in range(0, 8, 2):  # same expression and order as the reference: v * original / resized
+                    poly[k] = poly[k] * ow / iw
+                    poly[k + 1] = poly[k + 1] * oh / ih
+            poly = [float(v) for v in poly]
+        except (OverflowError, ValueError):
+            poly = [math.inf]
+        if not all(math.isfinite(v) for v in poly):  # e.g. a 400-digit number
+            _drop(c, "bad_box")
+            return
+        det: dict[str, Any] = {"label": name, "poly": poly, "score": 1.0}
         if self.image is not None:
             det = {"image": self.image, **det}
         self.detections.append(det)
@@ -610,8 +666,14 @@ def _item_fields(item: Any, box: Box) -> tuple[list[Any] | None, Any, bool, str 
     if not isinstance(item, dict):
         return None, None, False, "missing_key"
     repaired = False
-    keys = [_JSON_KEYS[box], *{"quad": ("quad", "polygon", "poly", "bbox", "box"),
-                               "hbb": ("bbox", "box", "bbox2d"), "obb": ("obb", "rbox", "bbox")}[box]]
+    keys = [
+        _JSON_KEYS[box],
+        *{
+            "quad": ("quad", "polygon", "poly", "bbox", "box"),
+            "hbb": ("bbox", "box", "bbox2d"),
+            "obb": ("obb", "rbox", "bbox"),
+        }[box],
+    ]
     value = None
     for k in keys:
         if k in item:
@@ -730,7 +792,9 @@ def parse_detection_response(
     if box not in _N_VALUES:
         raise ValueError(f"parse_detection_response: box must be 'quad', 'hbb' or 'obb', got {box!r}")
     if strict and box != "quad":
-        raise ValueError("parse_detection_response: strict=True reproduces the quad parser only; use box='quad'")
+        raise ValueError(
+            "parse_detection_response: strict=True reproduces the quad parser only; use box='quad'"
+        )
     scale = None
     if original_size is not None and input_size is not None:
         scale = (original_size[0], original_size[1], input_size[0], input_size[1])

@@ -115,13 +115,15 @@ def assign_objects(polys: Any, windows: np.ndarray, iof_thr: float = 0.7) -> tup
     windows = np.asarray(windows, dtype=np.float64).reshape(-1, 4)
     iof = np.zeros((len(polys), len(windows)))
     if len(polys) and len(windows):
-        hb = np.stack([polys[:, 0::2].min(1), polys[:, 1::2].min(1), polys[:, 0::2].max(1), polys[:, 1::2].max(1)], 1)
+        hb = np.stack(
+            [polys[:, 0::2].min(1), polys[:, 1::2].min(1), polys[:, 0::2].max(1), polys[:, 1::2].max(1)], 1
+        )
         w = np.minimum(hb[:, None, 2], windows[None, :, 2]) - np.maximum(hb[:, None, 0], windows[None, :, 0])
         h = np.minimum(hb[:, None, 3], windows[None, :, 3]) - np.maximum(hb[:, None, 1], windows[None, :, 1])
         i, k = np.nonzero((w > 0) & (h > 0))
         if len(i):
-            l, t, r, b = (windows[k, j] for j in range(4))
-            rects = np.stack([l, t, r, t, r, b, l, b], axis=1)
+            x1, y1, x2, y2 = (windows[k, j] for j in range(4))
+            rects = np.stack([x1, y1, x2, y1, x2, y2, x1, y2], axis=1)
             inter = np.asarray(polygon_intersection_aligned(polys[i], rects))
             area = np.clip(np.asarray(polygon_areas(polys)).astype(np.float32), 1e-6, np.inf)
             iof[i, k] = inter / area[i]
@@ -274,12 +276,16 @@ def read_dota_annotation(path: str | Path) -> list[dict[str, Any]]:
             poly = [float(v) for v in items[:8]]
             difficult = int(items[9]) if len(items) >= 10 else 0
         except ValueError:
-            raise ValueError(f"{path}:{lineno}: expected 'x1 y1 ... x4 y4 label [difficult]', got {line!r}") from None
+            raise ValueError(
+                f"{path}:{lineno}: expected 'x1 y1 ... x4 y4 label [difficult]', got {line!r}"
+            ) from None
         out.append({"poly": poly, "label": items[8], "difficult": difficult})
     return out
 
 
-def rasterio_window_reader(path: str | Path, bands: Sequence[int] | None = None) -> tuple[WindowReader, int, int]:
+def rasterio_window_reader(
+    path: str | Path, bands: Sequence[int] | None = None
+) -> tuple[WindowReader, int, int]:
     """A ``read_window(x, y, w, h) -> (h, w, C)`` reader over a raster file, plus its ``(width, height)``.
 
     The dataset is opened once per call of the reader (cheap with GDAL's cache) so the reader is safe to pass to

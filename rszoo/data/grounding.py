@@ -159,8 +159,8 @@ def load_dior_rsvg(
     Split files list **global object indices**: the official ``data_loader.py`` walks the annotation folder,
     visits every ``<object>`` of every XML in that order and increments one counter; object ``k`` belongs to a split
     when ``k`` is in its file. The official walk is ``os.walk`` (unsorted), whose order depends on the file system:
-    NTFS and APFS list names in order, ext4 in hash order. The official code uses Windows paths, so the authors' order
-    was almost certainly name order, which is our default (``order="sorted"``: XML paths sorted by name).
+    NTFS returns names in name order, ext4 in hash order. The official code uses Windows paths, so the authors' order
+    was most likely name order, which is our default (``order="sorted"``: XML paths sorted by name).
     ``order="os_walk"`` reproduces the official loop literally on *your* file system. Records come out in
     global-index order, like the official loader.
 

@@ -30,11 +30,12 @@ Both use VOC07 11-point AP by default (``ap_method="11points"``) with mmdet's th
 recall of exactly 3/10, 6/10 or 7/10 does **not** reach them; this is reproduced. ``ap_method="area"`` is the VOC2010+
 envelope integral.
 
-Detection order (it decides ties, and with constant scores it *is* the ranking): images in order of first appearance
-in ``ground_truths`` (then images that only have detections, in order of appearance in ``detections``; or an explicit
-``image_order``), detections within an image in input order; then a **stable** sort by descending score. mmrotate uses
-``np.argsort(-scores)``, which is not guaranteed stable; on the machines checked it keeps the input order for an
-all-constant array, which is exactly our order.
+Detection order (it decides ties, and with constant scores it *is* the ranking) is a **stable** sort by descending
+score of: in mmrotate mode, images in order of first appearance in ``ground_truths`` (then images that only have
+detections, in order of appearance in ``detections``; or an explicit ``image_order``) and detections within an image in
+input order -- mmrotate concatenates per-image results in dataset order; in dota_devkit mode, the detections in input
+order (the devkit reads one detection file per class). Both references call ``np.argsort(-scores)``, which is not
+guaranteed stable; on the machines checked it keeps the input order for an all-constant array, which is our order.
 
 Example:
     >>> gts = [{"image": "a", "label": "ship", "poly": [0, 0, 10, 0, 10, 10, 0, 10]}]
@@ -48,13 +49,13 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 
-from rszoo.data.geometry import polygon_iou, polygon_iou_aligned
+from rszoo.data.geometry import polygon_iou, polygon_iou_aligned, polygon_iou_grouped
 from rszoo.registry import METRICS
 
 __all__ = [
@@ -66,6 +67,7 @@ __all__ = [
     "mf1",
     "polygon_iou",
     "polygon_iou_aligned",
+    "polygon_iou_grouped",
 ]
 
 Mode = Literal["mmrotate", "dota_devkit"]
@@ -212,44 +214,6 @@ def _as_rbox_quads(poly: np.ndarray) -> np.ndarray:
     return rboxes_to_quads(quads_to_rboxes(poly)) if len(poly) else poly
 
 
-def _hbox(poly: np.ndarray) -> np.ndarray:
-    return np.concatenate(
-        [
-            poly[:, 0::2].min(1, keepdims=True),
-            poly[:, 1::2].min(1, keepdims=True),
-            poly[:, 0::2].max(1, keepdims=True),
-            poly[:, 1::2].max(1, keepdims=True),
-        ],
-        axis=1,
-    )
-
-
-def _group_pairs(
-    key_a: np.ndarray, key_b: np.ndarray, hbox_a: np.ndarray, hbox_b: np.ndarray, max_pairs: int = 4_000_000
-) -> Iterable[tuple[np.ndarray, np.ndarray]]:
-    """All ``(i, j)`` with ``key_a[i] == key_b[j]`` whose horizontal boxes overlap, in chunks of rows of ``a``."""
-    order_b = np.argsort(key_b, kind="stable")
-    sorted_b = key_b[order_b]
-    lo = np.searchsorted(sorted_b, key_a, "left")
-    counts = np.searchsorted(sorted_b, key_a, "right") - lo
-    csum = np.cumsum(counts)
-    start = 0
-    while start < len(key_a):
-        base = csum[start - 1] if start else 0
-        stop = int(np.searchsorted(csum, base + max_pairs, "right"))
-        stop = max(stop, start + 1)
-        c = counts[start:stop]
-        ia = np.repeat(np.arange(start, stop), c)
-        offs = np.arange(len(ia)) - np.repeat(np.cumsum(c) - c, c)
-        jb = order_b[lo[ia] + offs]
-        ha, hb = hbox_a[ia], hbox_b[jb]
-        w = np.minimum(ha[:, 2], hb[:, 2]) - np.maximum(ha[:, 0], hb[:, 0])
-        h = np.minimum(ha[:, 3], hb[:, 3]) - np.maximum(ha[:, 1], hb[:, 1])
-        ok = (w > 0) & (h > 0)
-        yield ia[ok], jb[ok]
-        start = stop
-
-
 def _pair_ious(
     scene: _Scene, box_type: BoxType, same_class: bool = True
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -264,17 +228,7 @@ def _pair_ious(
     n_cls = max(1, len(scene.classes))
     kd = d.image * n_cls + d.cls if same_class else d.image
     kg = g.image * n_cls + g.cls if same_class else g.image
-    di, gj, ious = [], [], []
-    if len(kd) and len(kg):
-        hd, hg = _hbox(dpoly), _hbox(gpoly)
-        for ia, jb in _group_pairs(kd, kg, hd, hg):
-            if len(ia):
-                di.append(ia)
-                gj.append(jb)
-                ious.append(np.asarray(polygon_iou_aligned(dpoly[ia], gpoly[jb])))
-    if not di:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
-    return np.concatenate(di), np.concatenate(gj), np.concatenate(ious)
+    return polygon_iou_grouped(dpoly, gpoly, kd.tolist(), kg.tolist())
 
 
 def _best_gt(
@@ -303,9 +257,16 @@ def _best_gt(
 # --------------------------------------------------------------------------------------------------------------
 # matching and AP
 # --------------------------------------------------------------------------------------------------------------
-def _processing_rank(scene: _Scene, scores: np.ndarray) -> np.ndarray:
-    """Rank of every detection: stable sort by descending score over (image order, in-image order)."""
-    order = np.lexsort((scene.dets.pos, scene.dets.image, -scores))
+def _processing_rank(scene: _Scene, scores: np.ndarray, mode: Mode) -> np.ndarray:
+    """Rank of every detection: stable sort by descending score.
+
+    mmrotate concatenates images in dataset order, so ties go by (image order, in-image order); the devkit reads one
+    detection list per class, so ties go by input order.
+    """
+    if mode == "dota_devkit":
+        order = np.lexsort((np.arange(len(scores)), -scores))
+    else:
+        order = np.lexsort((scene.dets.pos, scene.dets.image, -scores))
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = np.arange(len(order))
     return rank
@@ -380,20 +341,24 @@ def _voc_ap(recall: np.ndarray, precision: np.ndarray, method: APMethod) -> floa
     return ap
 
 
+def _class_order(scene: _Scene, rank: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Detections grouped by class, each group in processing order, and the group boundaries."""
+    order = np.lexsort((rank, scene.dets.cls))
+    return order, np.searchsorted(scene.dets.cls[order], np.arange(len(scene.classes) + 1), "left")
+
+
 def _class_aps(
     scene: _Scene,
     tp: np.ndarray,
     fp: np.ndarray,
-    rank: np.ndarray,
+    grouping: tuple[np.ndarray, np.ndarray],
     npos: np.ndarray,
     mode: Mode,
     method: APMethod,
 ) -> tuple[np.ndarray, list[dict[str, Any]]]:
     """Per-class AP with each reference's dtypes: mmrotate counts in float32 (float32 precision, float64 recall)."""
     n_cls = len(scene.classes)
-    cls = scene.dets.cls
-    order = np.lexsort((rank, cls))
-    bounds = np.searchsorted(cls[order], np.arange(n_cls + 1), "left")
+    order, bounds = grouping
     aps = np.zeros(n_cls)
     info = []
     for k in range(n_cls):
@@ -446,6 +411,18 @@ class _Prepared:
     npos: np.ndarray
     mode: Mode
     method: APMethod
+    invalid: dict[str, int]
+
+
+def _invalid_counts(poly: np.ndarray) -> dict[str, int]:
+    """How many detections are degenerate (zero area) or self-intersecting; they stay in (and score IoU 0 / the
+    devkit's winding-rule overlap), so the count tells how much of a model's output was unusable geometry."""
+    from rszoo.data.geometry import quad_validity
+
+    if not len(poly):
+        return {"degenerate": 0, "self_intersecting": 0}
+    v = quad_validity(poly)
+    return {"degenerate": int(v["degenerate"].sum()), "self_intersecting": int(v["self_intersecting"].sum())}
 
 
 def _prepare(
@@ -470,16 +447,24 @@ def _prepare(
     di, gj, iou = _pair_ious(scene, box_type)
     best, arg = _best_gt(scene, di, gj, iou, ignored, mode)
     npos = np.bincount(scene.gts.cls[~ignored], minlength=len(scene.classes))
-    return _Prepared(scene, best, arg, ignored, npos, mode, ap_method)
+    return _Prepared(scene, best, arg, ignored, npos, mode, ap_method, _invalid_counts(scene.dets.poly))
 
 
-def _evaluate(prep: _Prepared, scores: np.ndarray, iou_thr: float) -> dict[str, Any]:
-    if not 0.0 < iou_thr <= 1.0:
-        raise ValueError(f"iou_thr must be in (0, 1], got {iou_thr}")
-    rank = _processing_rank(prep.scene, scores)
-    tp, fp = _tp_fp(prep.best, prep.arg, prep.ignored, rank, iou_thr, strict=prep.mode == "dota_devkit")
-    aps, info = _class_aps(prep.scene, tp, fp, rank, prep.npos, prep.mode, prep.method)
-    return {"mAP": _mean(aps, prep.npos, prep.mode), "per_class": dict(zip(prep.scene.classes, info))}
+def _evaluate(prep: _Prepared, scores: np.ndarray, iou_thrs: Sequence[float]) -> list[dict[str, Any]]:
+    """mAP and per-class results for each threshold; the ranking is computed once per score vector."""
+    for t in iou_thrs:
+        if not 0.0 < t <= 1.0:
+            raise ValueError(f"iou_thr must be in (0, 1], got {t}")
+    rank = _processing_rank(prep.scene, scores, prep.mode)
+    grouping = _class_order(prep.scene, rank)
+    out = []
+    for t in iou_thrs:
+        tp, fp = _tp_fp(prep.best, prep.arg, prep.ignored, rank, t, strict=prep.mode == "dota_devkit")
+        aps, info = _class_aps(prep.scene, tp, fp, grouping, prep.npos, prep.mode, prep.method)
+        out.append(
+            {"mAP": _mean(aps, prep.npos, prep.mode), "per_class": dict(zip(prep.scene.classes, info))}
+        )
+    return out
 
 
 def _thr_key(thr: float) -> str:
@@ -519,12 +504,13 @@ def mean_ap(
 
     Returns:
         ``{"mAP", "per_class": {label: {"ap", "num_gts", "num_dets", "tp", "fp", "recall", "precision"}}, "mode",
-        "iou_thr", "ap_method", "box_type", "dropped_detections", "dropped_ground_truths"}``.
+        "iou_thr", "ap_method", "box_type", "dropped_detections", "dropped_ground_truths", "invalid_detections"}``;
+        ``invalid_detections`` counts degenerate and self-intersecting detection quads (kept in the evaluation).
     """
     prep = _prepare(
         detections, ground_truths, mode, ap_method, classes, box_type, ignore_difficult, image_order, True
     )
-    res = _evaluate(prep, prep.scene.dets.score, float(iou_thr))
+    res = _evaluate(prep, prep.scene.dets.score, [float(iou_thr)])[0]
     return {
         **res,
         "mode": mode,
@@ -532,6 +518,7 @@ def mean_ap(
         "ap_method": ap_method,
         "box_type": box_type or ("rbox" if mode == "mmrotate" else "poly"),
         "dropped_detections": prep.scene.dropped_dets,
+        "invalid_detections": prep.invalid,
         "dropped_ground_truths": prep.scene.dropped_gts,
     }
 
@@ -621,8 +608,7 @@ def ap_nc(
         summary: dict[str, float] = {}
         per_class: dict[str, dict[str, float]] = {}
         maps = []
-        for t in thrs:
-            r = _evaluate(prep, scores, t)
+        for t, r in zip(thrs, _evaluate(prep, scores, thrs)):
             summary[_thr_key(t)] = r["mAP"]
             per_class[_thr_key(t)] = {c: v["ap"] for c, v in r["per_class"].items()}
             maps.append(r["mAP"])
@@ -654,6 +640,7 @@ def ap_nc(
         "num_detections": len(prep.scene.dets.pos),
         "num_ground_truths": len(prep.scene.gts.pos),
         "dropped_detections": prep.scene.dropped_dets,
+        "invalid_detections": prep.invalid,
         "dropped_ground_truths": prep.scene.dropped_gts,
     }
 

@@ -315,10 +315,15 @@ def _draw_panel(
     arr = _load_image(image)
     ax.imshow(arr, cmap="gray" if arr.ndim == 2 else None)
     ax.set_axis_off()
-    gx1, gy1, gx2, gy2 = (float(v) for v in gt_box)
-    ax.add_patch(
-        Rectangle((gx1, gy1), gx2 - gx1, gy2 - gy1, fill=False, edgecolor="lime", linewidth=2, label="GT")
-    )
+    gt = None
+    if gt_box is not None:
+        gt = [float(v) for v in gt_box]
+        if len(gt) != 4:
+            raise ValueError(f"gt_box must be [x1, y1, x2, y2], got {gt_box!r}")
+        gx1, gy1, gx2, gy2 = gt
+        ax.add_patch(
+            Rectangle((gx1, gy1), gx2 - gx1, gy2 - gy1, fill=False, edgecolor="lime", linewidth=2, label="GT")
+        )
     pred = _pred_array([pred_box])[0][0] if pred_box is not None else None
     if pred is not None and np.isfinite(pred).all():
         px1, py1, px2, py2 = pred.tolist()
@@ -327,13 +332,13 @@ def _draw_panel(
                 (px1, py1), px2 - px1, py2 - py1, fill=False, edgecolor="red", linewidth=2, label="pred"
             )
         )
-        score = float(F.iou(pred, [gx1, gy1, gx2, gy2]))
-        note = f"IoU {score:.2f}"
+        note = f"IoU {float(F.iou(pred, gt)):.2f}" if gt is not None else "prediction"
     else:
         note = "no parseable box"
     header = f"{title}\n" if title else ""
     ax.set_title(header + textwrap.fill(expression, 40) + f"\n({note})", fontsize=8)
-    ax.legend(loc="lower right", fontsize=6, framealpha=0.6)
+    if ax.patches:
+        ax.legend(loc="lower right", fontsize=6, framealpha=0.6)
 
 
 def _save_figure(fig: Any, path: str | Path) -> Path:
@@ -344,14 +349,14 @@ def _save_figure(fig: Any, path: str | Path) -> Path:
 
 
 def plot_grounding(
-    image: Any, pred_box: Any, gt_box: Sequence[float], expression: str, path: str | Path
+    image: Any, pred_box: Any, gt_box: Sequence[float] | None, expression: str, path: str | Path
 ) -> Path:
     """Draw the predicted box (red) and the GT box (green) on the image, titled with the expression; save a PNG.
 
     Args:
         image: a PIL image, an ``HxW[xC]`` array, or an image path.
         pred_box: ``[x1, y1, x2, y2]`` in the image's pixels, or ``None`` for a parse failure.
-        gt_box: ``[x1, y1, x2, y2]``.
+        gt_box: ``[x1, y1, x2, y2]``, or ``None`` to draw the prediction alone (inference).
         expression: the referring expression.
         path: output PNG path (written atomically).
 
@@ -371,8 +376,8 @@ def plot_grounding_grid(samples: Sequence[Mapping[str, Any]], path: str | Path, 
     """A grid of :func:`plot_grounding` panels.
 
     Args:
-        samples: mappings with ``image``, ``pred_box`` (or ``None``), ``gt_box``, ``expression`` and optionally
-            ``title``.
+        samples: mappings with ``image``, ``pred_box`` (or ``None``), ``gt_box`` (or ``None``), ``expression`` and
+            optionally ``title``.
         path: output PNG path.
         ncols: panels per row.
     """

@@ -22,7 +22,15 @@ from typing import Any, Literal
 
 from rszoo.registry import METRICS
 
-__all__ = ["LRSVQA_CATEGORIES", "LRSVQA_SOURCES", "lrs_vqa", "normalize_answer", "rsvqa", "scene_oa", "vrsbench_vqa"]
+__all__ = [
+    "LRSVQA_CATEGORIES",
+    "LRSVQA_SOURCES",
+    "lrs_vqa",
+    "normalize_answer",
+    "rsvqa",
+    "scene_oa",
+    "vrsbench_vqa",
+]
 
 Match = Literal["exact", "contain", "startswith"]
 
@@ -54,7 +62,9 @@ def _get(rec: Any, keys: Sequence[str], i: int, what: str) -> Any:
     for k in keys:
         if k in rec:
             return rec[k]
-    raise KeyError(f"records[{i}]: no {what} field; expected one of {list(keys)} (record keys: {sorted(rec)})")
+    raise KeyError(
+        f"records[{i}]: no {what} field; expected one of {list(keys)} (record keys: {sorted(rec)})"
+    )
 
 
 def _matcher(match: Match) -> Callable[[str, str], bool]:
@@ -67,7 +77,9 @@ def _matcher(match: Match) -> Callable[[str, str], bool]:
     raise ValueError(f"match must be 'exact', 'contain' or 'startswith', got {match!r}")
 
 
-def _correct(records: Sequence[Mapping[str, Any]], match: Match, normalize: Callable[[Any], str] = normalize_answer):
+def _correct(
+    records: Sequence[Mapping[str, Any]], match: Match, normalize: Callable[[Any], str] = normalize_answer
+):
     fn = _matcher(match)
     out = []
     for i, r in enumerate(records):
@@ -77,7 +89,9 @@ def _correct(records: Sequence[Mapping[str, Any]], match: Match, normalize: Call
     return out
 
 
-def _grouped(records: Sequence[Mapping[str, Any]], correct: list[bool], key: str) -> dict[str, dict[str, Any]]:
+def _grouped(
+    records: Sequence[Mapping[str, Any]], correct: list[bool], key: str
+) -> dict[str, dict[str, Any]]:
     groups: dict[str, list[bool]] = {}
     for i, (r, c) in enumerate(zip(records, correct)):
         if key not in r:
@@ -87,7 +101,9 @@ def _grouped(records: Sequence[Mapping[str, Any]], correct: list[bool], key: str
 
 
 @METRICS.register("scene_oa", task="scene_classification", higher_is_better=True)
-def scene_oa(records: Sequence[Mapping[str, Any]], match: Match = "exact", class_key: str | None = None) -> dict[str, Any]:
+def scene_oa(
+    records: Sequence[Mapping[str, Any]], match: Match = "exact", class_key: str | None = None
+) -> dict[str, Any]:
     """Scene-classification overall accuracy (and per-class accuracy, grouped by the ground truth by default).
 
     Args:
@@ -117,7 +133,9 @@ def scene_oa(records: Sequence[Mapping[str, Any]], match: Match = "exact", class
 
 
 @METRICS.register("rsvqa", task="vqa", higher_is_better=True)
-def rsvqa(records: Sequence[Mapping[str, Any]], type_key: str = "type", match: Match = "exact") -> dict[str, Any]:
+def rsvqa(
+    records: Sequence[Mapping[str, Any]], type_key: str = "type", match: Match = "exact"
+) -> dict[str, Any]:
     """RSVQA-style accuracy: per question type, AA (mean over types) and OA (over all questions).
 
     Args:
@@ -199,7 +217,9 @@ def lrs_vqa(
         (0.5, 1.0, 0.0)
     """
     syn = _wordnet_synonyms() if synonyms else None
-    norm: Callable[[Any], str] = normalize_answer if normalization == "rscovlm" else (lambda t: str(t).lower())
+    norm: Callable[[Any], str] = (
+        normalize_answer if normalization == "rscovlm" else (lambda t: str(t).lower())
+    )
     if normalization not in ("rscovlm", "official"):
         raise ValueError(f"lrs_vqa: normalization must be 'rscovlm' or 'official', got {normalization!r}")
     rows = []
@@ -220,19 +240,33 @@ def lrs_vqa(
     for src, cat, ok in rows:
         by_cat.setdefault(cat, []).append(ok)
         by_src.setdefault(src, {}).setdefault(cat, []).append(ok)
-    cat_order = [c for c in LRSVQA_CATEGORIES if c in by_cat] + sorted(c for c in by_cat if c not in LRSVQA_CATEGORIES)
-    src_order = [s for s in LRSVQA_SOURCES if s in by_src] + sorted(s for s in by_src if s not in LRSVQA_SOURCES)
+    cat_order = [c for c in LRSVQA_CATEGORIES if c in by_cat] + sorted(
+        c for c in by_cat if c not in LRSVQA_CATEGORIES
+    )
+    src_order = [s for s in LRSVQA_SOURCES if s in by_src] + sorted(
+        s for s in by_src if s not in LRSVQA_SOURCES
+    )
     per_category = {c: acc(by_cat[c]) for c in cat_order}
     per_source = {}
     for s in src_order:
         cats = {c: acc(by_src[s][c]) for c in cat_order if c in by_src[s]}
         flat = [ok for c in by_src[s] for ok in by_src[s][c]]
-        per_source[s] = {"OA": acc(flat), "AA": sum(cats.values()) / len(cats), "per_category": cats, "total": len(flat)}
+        per_source[s] = {
+            "OA": acc(flat),
+            "AA": sum(cats.values()) / len(cats),
+            "per_category": cats,
+            "total": len(flat),
+        }
     all_ok = [ok for _, _, ok in rows]
     oa = acc(all_ok) if all_ok else 0.0
     aa = sum(per_category.values()) / len(per_category) if per_category else 0.0
     ref: dict[str, Any] = {"overall acc": oa}
-    ref.update({f"Overall Acc (Source {s})": per_source[s]["OA"] if s in per_source else None for s in LRSVQA_SOURCES})
+    ref.update(
+        {
+            f"Overall Acc (Source {s})": per_source[s]["OA"] if s in per_source else None
+            for s in LRSVQA_SOURCES
+        }
+    )
     ref.update({f"Overall Acc (Task {c})": per_category.get(c) for c in LRSVQA_CATEGORIES})
     ref.update({f"Average Acc (Source {s})": per_source[s]["AA"] for s in LRSVQA_SOURCES if s in per_source})
     ref["Average Acc"] = aa

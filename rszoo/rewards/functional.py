@@ -83,8 +83,12 @@ class _Ops:
     def finite_rows(self, boxes: Any) -> Any:
         return self.lib.isfinite(boxes).all(-1) if self.torch_mode else np.isfinite(boxes).all(-1)
 
-    def zeros_like(self, x: Any) -> Any:
-        return self.lib.zeros_like(x)
+    def replace_invalid(self, boxes: Any, valid: Any) -> Any:
+        """Swap non-finite rows for a unit box so later arithmetic stays finite (those rows score 0 at the end)."""
+        unit = self.asarray([0.0, 0.0, 1.0, 1.0])
+        if self.torch_mode:
+            unit = unit.to(boxes.dtype)
+        return self.where(valid[..., None], boxes, unit)
 
 
 def _prepare(pred: BoxLike, gt: BoxLike) -> tuple[_Ops, Any, Any]:
@@ -109,12 +113,7 @@ def _finish(ops: _Ops, value: Any, valid: Any, scalar: bool) -> Any:
 def _geometry(ops: _Ops, p: Any, g: Any) -> dict[str, Any]:
     """Intersection, union and the validity mask shared by IoU/GIoU/DIoU (invalid rows are made harmless)."""
     valid = ops.finite_rows(p) & ops.finite_rows(g)
-    # Non-finite rows are replaced by a unit box so the arithmetic below stays finite; they score 0 at the end.
-    unit = ops.asarray([0.0, 0.0, 1.0, 1.0])
-    if ops.torch_mode:
-        unit = unit.to(p.dtype)
-    p = ops.where(valid[..., None], p, unit)
-    g = ops.where(valid[..., None], g, unit)
+    p, g = ops.replace_invalid(p, valid), ops.replace_invalid(g, valid)
     pw, ph = ops.clamp_min(p[..., 2] - p[..., 0], 0.0), ops.clamp_min(p[..., 3] - p[..., 1], 0.0)
     gw, gh = ops.clamp_min(g[..., 2] - g[..., 0], 0.0), ops.clamp_min(g[..., 3] - g[..., 1], 0.0)
     iw = ops.clamp_min(ops.minimum(p[..., 2], g[..., 2]) - ops.maximum(p[..., 0], g[..., 0]), 0.0)
@@ -233,11 +232,7 @@ def vlmr1_iou(pred: BoxLike, gt: BoxLike) -> Any:
     """
     ops, p, g = _prepare(pred, gt)
     valid = ops.finite_rows(p) & ops.finite_rows(g)
-    unit = ops.asarray([0.0, 0.0, 1.0, 1.0])
-    if ops.torch_mode:
-        unit = unit.to(p.dtype)
-    p = ops.where(valid[..., None], p, unit)
-    g = ops.where(valid[..., None], g, unit)
+    p, g = ops.replace_invalid(p, valid), ops.replace_invalid(g, valid)
     ix1, iy1 = ops.maximum(p[..., 0], g[..., 0]), ops.maximum(p[..., 1], g[..., 1])
     ix2, iy2 = ops.minimum(p[..., 2] - 1, g[..., 2] - 1), ops.minimum(p[..., 3] - 1, g[..., 3] - 1)
     overlaps = (ix1 < ix2) & (iy1 < iy2)

@@ -274,12 +274,12 @@ class GroundingReward:
             if image is None:
                 images = _column(kwargs, "images", index, n)
                 image = images[0] if isinstance(images, list | tuple) and images else None
-            if image is None or not hasattr(image, "size"):
+            raw_size = getattr(image, "size", None)  # PIL: (width, height); a NumPy array's int size is not
+            if not (isinstance(raw_size, tuple) and len(raw_size) == 2):
                 raise ValueError(
                     f"reward {self.name!r} needs the original image size: give an 'image_size' column (width, height) "
                     "or a PIL 'image' column"
                 )
-            raw_size = image.size
         image_size = _as_size(raw_size, "image_size")
         raw_input = _column(kwargs, "input_size", index, n)
         if raw_input is None:

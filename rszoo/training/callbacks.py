@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +94,11 @@ class ResumeState(L.Callback):
             )
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # always finish with a checkpoint of the final step, so `resume: auto` and `rszoo export` see the end state
+        if self.checkpoint_dir is not None:
+            final = self.checkpoint_dir / f"step={trainer.global_step}.ckpt"
+            if not final.exists():
+                trainer.save_checkpoint(final)
         self._prune()
 
     def _prune(self) -> None:
@@ -102,7 +108,10 @@ class ResumeState(L.Callback):
             (int(m.group(1)), p) for p in self.checkpoint_dir.glob("*.ckpt") if (m := _STEP.search(p.name))
         )
         for _, path in steps[: -self.keep_last]:
-            path.unlink(missing_ok=True)
+            if path.is_dir():  # a sharded (DCP) checkpoint is a folder
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
 
     # -- checkpoint state ---------------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -117,15 +126,27 @@ class ResumeState(L.Callback):
             data = trainer.datamodule.sampler.state_dict(consumed)
         py = random.getstate()
         rng = {"torch": torch.get_rng_state(), "python": [py[0], list(py[1]), py[2]], "numpy": _numpy_state()}
-        return {"rng": rng, "data": data}
+        if (
+            trainer is not None and trainer.world_size > 1
+        ):  # every rank calls state_dict when a checkpoint is saved
+            import torch.distributed as dist
+
+            gathered: list[Any] = [None] * trainer.world_size
+            dist.all_gather_object(gathered, rng)
+            return {"rng_per_rank": gathered, "data": data}
+        return {"rng_per_rank": [rng], "data": data}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         # Called while Lightning restores the checkpoint, before the train dataloader exists: hand the data position
         # to the data module, which applies it to the sampler it is about to build (before any batch is fetched).
-        self._pending_rng = state.get("rng")
-        data = state.get("data")
         trainer = getattr(self, "_trainer", None)
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+        states = state.get("rng_per_rank") or []
+        # exact continuation needs each rank's own RNG; on another world size the ranks keep their fresh seeds
+        self._pending_rng = states[rank] if len(states) == world else None
+        data = state.get("data")
         if data is not None and trainer is not None and trainer.datamodule is not None:
             trainer.datamodule.resume_state = data
-            self._batches_this_epoch = data["consumed"] // max(1, trainer.datamodule.batch_size)
+            per_rank = int(data["consumed_global"]) // world
+            self._batches_this_epoch = per_rank // max(1, trainer.datamodule.batch_size)
             self._resumed_mid_epoch = True

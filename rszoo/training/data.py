@@ -149,7 +149,13 @@ class ResumableSampler(Sampler[int]):
         return -(-self.size // self.num_replicas) * self.repeat_batches
 
     def state_dict(self, consumed: int) -> dict[str, int]:
-        return {"epoch": self.epoch, "consumed": consumed, "seed": self.seed, "size": self.size}
+        """The position after ``consumed`` samples on this rank, as a global count (resumable on another world size)."""
+        return {
+            "epoch": self.epoch,
+            "consumed_global": consumed * self.num_replicas,
+            "seed": self.seed,
+            "size": self.size,
+        }
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         if state.get("size") != self.size or state.get("seed") != self.seed:
@@ -157,8 +163,14 @@ class ResumableSampler(Sampler[int]):
                 f"cannot resume the data order: the checkpoint was made with {state.get('size')} samples and seed "
                 f"{state.get('seed')}, this run has {self.size} samples and seed {self.seed}"
             )
+        consumed = int(state["consumed_global"])
+        if consumed % self.num_replicas:
+            raise ValueError(
+                f"cannot resume on {self.num_replicas} processes: {consumed} samples of the epoch were consumed, which "
+                f"does not split evenly; resume on a world size that divides {consumed}"
+            )
         self.epoch = state["epoch"]
-        self._skip = state["consumed"]
+        self._skip = consumed // self.num_replicas
 
 
 class TaskDataModule(L.LightningDataModule):

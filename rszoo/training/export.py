@@ -1,7 +1,7 @@
 """Turn a Lightning training checkpoint into a ``save_pretrained`` model folder.
 
 Checkpoints carry the network's config (``rszoo_network_config``) and the task's name, so export needs nothing but the
-file: the network is rebuilt from the config, the weights are loaded strictly, and the run's resolved recipe (when the
+file (or, for sharded FSDP2 checkpoints, the DCP folder, consolidated here in one process): the network is rebuilt from the config, the weights are loaded strictly, and the run's resolved recipe (when the
 checkpoint sits in a run directory) goes into the folder and its model card.
 """
 
@@ -35,8 +35,13 @@ def load_network_from_checkpoint(checkpoint: Path) -> tuple[object, Path]:
 
     path = _resolve(Path(checkpoint))
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
+        if path.is_dir():  # a sharded (DCP) checkpoint: consolidate in this one process
+            from lightning.fabric.utilities.load import _load_distributed_checkpoint
+
+            state = _load_distributed_checkpoint(path)
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt zip, truncated file, foreign pickle: all unusable
         raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from None
     if "rszoo_network_config" not in state:
         raise CheckpointError(f"{path} was not written by rszoo training (no rszoo_network_config)")

@@ -227,6 +227,9 @@ class GRPOStage(Stage):
     def repeat_batches(self) -> int:
         return self.config.num_iterations
 
+    def extra_modules(self) -> list[Any]:
+        return [self.reference.hf_model] if self.reference is not None else []
+
     def setup(self) -> None:
         from rszoo.registry import REWARDS
 
@@ -292,6 +295,12 @@ class GRPOStage(Stage):
     def _make_groups(self, batch: list[dict[str, Any]]) -> tuple[list[_Group], dict[str, float]]:
         cfg = self.config
         network = self.task.network
+        if (
+            self.reference is not None and not self.task.is_sharded
+        ):  # Lightning moves only the task's own modules
+            device = next(network.parameters()).device
+            if next(self.reference.parameters()).device != device:
+                self.reference.to(device)
         tokenizer = network.processor.tokenizer
         G = cfg.num_generations
         rollouts, tables = [], []

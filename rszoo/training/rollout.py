@@ -79,9 +79,12 @@ def sample_group(
     """Sample ``num_generations`` completions of one prompt (batch of 1) with a shared prefix cache.
 
     Returns ``(completion_ids (G, T), completion_mask (G, T), truncated (G,))``. The mask covers every token up to and
-    including the first end-of-sequence token (trl's convention); tokens after it are padding.
+    including the first end-of-sequence token (trl's convention); tokens after it are padding. The image placeholder
+    token is never sampled (as in trl): a completion containing it could not be re-scored with the image, whose
+    features must match the placeholders one to one.
     """
     hf = backbone.hf_model
+    image_token_id = getattr(hf.config, "image_token_id", None)
     prompt = _prompt_inputs(inputs)
     if prompt["input_ids"].shape[0] != 1:
         raise ValueError("sample_group takes one prompt at a time (batch of 1)")
@@ -96,7 +99,10 @@ def sample_group(
     finished = torch.zeros(num_generations, dtype=torch.bool, device=device)
     tokens = []
     for step in range(sampling.max_completion_length):
-        probs = _filter_logits(logits / sampling.temperature, sampling.top_k, sampling.top_p).softmax(-1)
+        scaled = logits / sampling.temperature
+        if image_token_id is not None:
+            scaled[:, image_token_id] = float("-inf")
+        probs = _filter_logits(scaled, sampling.top_k, sampling.top_p).softmax(-1)
         next_tokens = torch.multinomial(probs, 1).squeeze(1)
         next_tokens = torch.where(finished, torch.full_like(next_tokens, pad_token_id), next_tokens)
         tokens.append(next_tokens)

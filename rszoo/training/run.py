@@ -4,7 +4,7 @@ This is what ``rszoo train`` calls. The run directory (``output_dir``) holds eve
 
     runs/<name>/
       recipe.yaml          the fully resolved recipe
-      checkpoints/         step=N.ckpt (optimizer, scheduler, RNG, data order, step) and last.ckpt
+      checkpoints/         step=N.ckpt (optimizer, scheduler, RNG, data order, step); folders when sharded (DCP)
       logs/metrics.csv     every logged metric (also in MLflow)
       mlflow.db, mlartifacts/   the local MLflow store (unless logging.tracking_uri points elsewhere)
       model/               the final model (save_pretrained format), loadable with rszoo.load_model
@@ -36,6 +36,7 @@ class TrainResult:
     eval: dict[str, Any]
     mlflow_uri: str | None
     mlflow_run_id: str | None
+    is_global_zero: bool = True
 
 
 def resolve_resume(resume: str | None, checkpoint_dir: Path) -> Path | None:
@@ -58,6 +59,21 @@ def resolve_resume(resume: str | None, checkpoint_dir: Path) -> Path | None:
             f"checkpoint.resume: {path} does not exist (use auto, false, or a checkpoint path)"
         )
     return path
+
+
+def _unsharded_network(task: Any, trainer: Any) -> Any:
+    """The trained network as a plain module on rank 0 (gathering FSDP2 shards is a collective on every rank)."""
+    if not task.is_sharded:
+        return task.network
+    from rszoo.training.sharding import full_state_dict
+
+    state = full_state_dict(task.network)
+    if not trainer.is_global_zero:
+        return None
+    plain = type(task.network)(task.network.config)
+    plain.load_state_dict(state)
+    plain.processor = task.network.processor
+    return plain
 
 
 def _mlflow_logger(recipe: DictConfig, run_dir: Path) -> Any:
@@ -84,7 +100,7 @@ def train(recipe: DictConfig, extra_callbacks: list[Any] | None = None) -> Train
     from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger
 
-    from rszoo.training.callbacks import ResumeState
+    from rszoo.training.callbacks import ResumeState, latest_checkpoint
     from rszoo.training.strategies import build_strategy
     from rszoo.training.task import task_class
 
@@ -125,7 +141,7 @@ def train(recipe: DictConfig, extra_callbacks: list[Any] | None = None) -> Train
         filename="{step}",
         every_n_train_steps=recipe.checkpoint.every_n_steps,
         save_top_k=-1,
-        save_last=True,
+        save_last=False,  # ResumeState always saves the final step; a "last" copy would double the disk use
         enable_version_counter=False,
     )
     callbacks = [
@@ -170,13 +186,18 @@ def train(recipe: DictConfig, extra_callbacks: list[Any] | None = None) -> Train
     }
     model_dir = None
     evaluation: dict[str, Any] = {}
+    final = _unsharded_network(task, trainer)
     if trainer.is_global_zero:
         if recipe.checkpoint.save_final_model:
-            model_dir = task.network.save_pretrained(run_dir / "model", recipe=resolved)
+            model_dir = final.save_pretrained(run_dir / "model", recipe=resolved)
         if recipe.eval.data:
-            evaluation = task.evaluate(recipe.eval, out_dir=run_dir / "eval")
+            evaluation = task.evaluate(recipe.eval, out_dir=run_dir / "eval", network=final)
             if mlflow_logger is not None:
-                numeric = {f"eval/{k}": float(v) for k, v in evaluation.items() if isinstance(v, int | float)}
+                numeric = {
+                    "eval/" + k.replace("@", "_at_"): float(v)
+                    for k, v in evaluation.items()
+                    if isinstance(v, int | float)
+                }
                 mlflow_logger.log_metrics(numeric, step=trainer.global_step)
                 mlflow_logger.experiment.log_artifacts(mlflow_logger.run_id, str(run_dir / "eval"), "eval")
         if mlflow_logger is not None and model_dir is not None and recipe.logging.log_model:
@@ -186,9 +207,10 @@ def train(recipe: DictConfig, extra_callbacks: list[Any] | None = None) -> Train
     return TrainResult(
         run_dir=run_dir,
         model_dir=model_dir,
-        checkpoint=Path(checkpointing.last_model_path) if checkpointing.last_model_path else None,
+        checkpoint=latest_checkpoint(ckpt_dir),
         metrics=metrics,
         eval=evaluation,
         mlflow_uri=getattr(mlflow_logger, "_tracking_uri", None),
         mlflow_run_id=getattr(mlflow_logger, "run_id", None),
+        is_global_zero=trainer.is_global_zero,
     )

@@ -147,7 +147,9 @@ class SFTStage(Stage):
         """Mean cross-entropy over assistant tokens (shifted by one) and the number of such tokens."""
         labels = batch["labels"]
         inputs = {k: v for k, v in batch.items() if k != "labels"}
-        logits = self.task.network(**inputs).logits
+        logits = self.task.network(
+            **inputs, use_cache=False
+        ).logits  # no KV cache in training (and packing needs none)
         shift_logits = logits[:, :-1].float()
         shift_labels = labels[:, 1:]
         n_tokens = int((shift_labels != IGNORE_INDEX).sum())

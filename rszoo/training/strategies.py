@@ -1,7 +1,8 @@
 """Distribution strategies built from a recipe's ``cluster`` section.
 
-``auto`` lets Lightning pick (a single device here); ``ddp`` replicates the model on every device. Sharded strategies
-for multi-A800 clusters (FSDP2 per ``fsdp_units()``, HSDP across nodes) are registered here as well.
+``auto`` lets Lightning pick (a single device here); ``ddp`` replicates the model on every device; ``fsdp2`` shards it
+per ``fsdp_units()`` with FSDP2 (the default for large models; HSDP across nodes); ``fsdp1`` is Lightning's
+FSDPStrategy with the same units (GPUs only: FSDP1 refuses the CPU).
 """
 
 from __future__ import annotations
@@ -25,6 +26,45 @@ def _ddp(cluster: Any, task: Any) -> Any:
     from lightning.pytorch.strategies import DDPStrategy
 
     return DDPStrategy(find_unused_parameters=False)
+
+
+@STRATEGIES.register(
+    "fsdp2",
+    description="FSDP2 fully_shard per sharding unit + root (ModelParallelStrategy); HSDP across nodes; DCP checkpoints",
+)
+def _fsdp2(cluster: Any, task: Any) -> Any:
+    from lightning.pytorch.strategies import ModelParallelStrategy
+
+    from rszoo.training.sharding import ShardingOptions
+
+    fsdp = dict(cluster.fsdp)
+    hsdp = {"auto": cluster.num_nodes > 1, "true": True, "false": False}[str(fsdp.pop("hsdp")).lower()]
+    task.sharding = ShardingOptions(hsdp=hsdp, **fsdp)
+    if hsdp:  # mesh (replicate across nodes, shard inside a node); rszoo applies no tensor parallelism
+        dp, shard = cluster.num_nodes, cluster.devices
+    else:
+        dp, shard = cluster.num_nodes * cluster.devices, 1
+    return ModelParallelStrategy(
+        data_parallel_size=dp, tensor_parallel_size=shard, save_distributed_checkpoint=True
+    )
+
+
+@STRATEGIES.register(
+    "fsdp1",
+    description="FSDP1 (FSDPStrategy) with wrap and checkpointing policies from fsdp_units(); GPUs only",
+)
+def _fsdp1(cluster: Any, task: Any) -> Any:
+    from lightning.pytorch.strategies import FSDPStrategy
+
+    units = task.sharding_unit_types()
+    return FSDPStrategy(
+        auto_wrap_policy=units,
+        activation_checkpointing_policy=units if cluster.fsdp.activation_checkpointing else None,
+        sharding_strategy="HYBRID_SHARD" if cluster.num_nodes > 1 else "FULL_SHARD",
+        state_dict_type="sharded",
+        cpu_offload=cluster.fsdp.cpu_offload,
+        limit_all_gathers=True,
+    )
 
 
 def build_strategy(cluster: Any, task: Any) -> Any:

@@ -50,6 +50,10 @@ class Stage:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict`."""
 
+    def extra_modules(self) -> list[Any]:
+        """Modules the stage owns besides the network (e.g. GRPO's frozen reference) that must be sharded too."""
+        return []
+
     @property
     def repeat_batches(self) -> int:
         """How many consecutive optimizer steps reuse each batch (GRPO's ``num_iterations``)."""
@@ -125,7 +129,7 @@ def freeze_parts(network: Any, freeze: dict[str, bool]) -> dict[str, int]:
         raise ValueError(f"freeze: unknown part(s) {unknown}; this network has {sorted(groups)}")
     counts = {}
     for part, modules in groups.items():
-        params = [p for m in modules for p in m.parameters()]
+        params = list({id(p): p for m in modules for p in m.parameters()}.values())  # tied weights count once
         counts[part] = sum(p.numel() for p in params)
         if freeze.get(part, False):
             for p in params:
@@ -185,6 +189,25 @@ class BaseTask(L.LightningModule):
         self.network = build_network(hp.model, hp.init_from, hp.model_overrides)
         self.part_sizes = freeze_parts(self.network, dict(hp.freeze or {}))
         self.stage.setup()
+        mesh = getattr(self, "_device_mesh", None)
+        if mesh is not None and getattr(self, "sharding", None) is not None:
+            from rszoo.training.sharding import shard_network
+
+            mesh = mesh if self.sharding.hsdp else mesh["data_parallel"]
+            units = self.network.fsdp_units()
+            for root in [self.network.sharding_root(), *self.stage.extra_modules()]:
+                shard_network(root, units, mesh, self.sharding)
+
+    def sharding_unit_types(self) -> set[type]:
+        """The network's sharding unit classes, found on a meta-device build (nothing is allocated)."""
+        with torch.device("meta"):
+            hp = self.hparams
+            name = hp.model if "-" in hp.model else f"{hp.model}-tiny"
+            return build_network(name, None, hp.model_overrides).fsdp_units()
+
+    @property
+    def is_sharded(self) -> bool:
+        return getattr(self, "sharding", None) is not None
 
     @classmethod
     def from_pretrained(cls, pretrained: str, stage: str | None = None, **kwargs: Any) -> BaseTask:
@@ -236,8 +259,8 @@ class BaseTask(L.LightningModule):
             repeat_batches=self.stage.repeat_batches,
         )
 
-    def evaluate(self, eval_cfg: Any, out_dir: Any) -> dict[str, Any]:
-        """Task-specific evaluation after training; paper tasks implement it."""
+    def evaluate(self, eval_cfg: Any, out_dir: Any, network: Any = None) -> dict[str, Any]:
+        """Task-specific evaluation after training (of ``network``, default the task's); paper tasks implement it."""
         raise NotImplementedError(f"{type(self).__name__} has no evaluation; remove the recipe's eval.data")
 
     # -- Lightning hooks delegated to the stage ------------------------------------------------------------------------

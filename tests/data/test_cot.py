@@ -14,6 +14,7 @@ from rszoo.data.cot import (
     GRID_CELLS,
     REC_PROMPT_TEMPLATE,
     build_cot_sft,
+    build_external_cot_sft,
     cot_sft_sample,
     external_cot_to_sft,
     grid_cell,
@@ -172,6 +173,9 @@ def test_external_cot_filters_on_the_fixture() -> None:
         "iou_below_threshold": 2,
     }
     assert report.first_line["iou_below_threshold"] == 12
+    assert report.summary() == (
+        "external_cot.jsonl: 2/13 kept; dropped incomplete_reasoning 5, inconsistent_format 4, wrong_box 2"
+    )
     assert rows[1].answer_box == [60.0, 10.0, 81.0, 30.0] and rows[0].think.startswith("The expression asks")
 
 
@@ -209,6 +213,11 @@ def test_external_cot_to_sft_rewrites_the_answer_in_input_pixels() -> None:
     ]  # GT [60, 10, 80, 30] * (140 / 128, 84 / 96), rounded
     assert parse_answer(response).think == rows[0].think and has_valid_format(response, mode="vlmr1_rec")
     assert sample["messages"][0]["content"][1]["text"] == VLMR1_REC_TEMPLATE.format(Question=rows[0].question)
+    samples = build_external_cot_sft(rows, max_pixels=56 * 56)  # a small model input: 128 x 96 -> 56 x 28
+    assert [s["id"] for s in samples] == ["keep-original-cot", "keep-bare-list-cot"]
+    size = input_size_for((128, 96), max_pixels=56 * 56)
+    expected = [round(v) for v in box_to_input(rows[0].gt_box, size, (128, 96))]
+    assert parse_box(samples[0]["messages"][1]["content"]) == [float(v) for v in expected]
 
 
 def test_external_cot_bad_rows_raise_with_file_and_line(tmp_path: Path) -> None:

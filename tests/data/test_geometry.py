@@ -36,8 +36,14 @@ def _quads_with_degenerates(n: int, seed: int = 0) -> np.ndarray:
 
 def _rand_rects(rng: np.random.Generator, n: int, extent: float = 100.0) -> np.ndarray:
     r = np.stack(
-        [rng.uniform(0, extent, n), rng.uniform(0, extent, n), rng.uniform(1, 30, n), rng.uniform(1, 30, n),
-         rng.uniform(-math.pi, math.pi, n)], axis=1
+        [
+            rng.uniform(0, extent, n),
+            rng.uniform(0, extent, n),
+            rng.uniform(1, 30, n),
+            rng.uniform(1, 30, n),
+            rng.uniform(-math.pi, math.pi, n),
+        ],
+        axis=1,
     )
     return np.asarray(G.rboxes_to_quads(r))
 
@@ -109,8 +115,14 @@ def test_validity_flags_match_shapely():
     np.testing.assert_array_equal(v["degenerate"], area <= 1e-6)
     nondegenerate = area > 1e-6
     # shapely calls a ring invalid when it self-intersects (or touches itself); on non-degenerate quads that is ours
-    np.testing.assert_array_equal(v["self_intersecting"][nondegenerate], ~shapely.is_valid(polys)[nondegenerate])
-    convex_ref = nondegenerate & shapely.is_valid(polys) & (np.abs(shapely.area(shapely.convex_hull(polys)) - area) < 1e-9)
+    np.testing.assert_array_equal(
+        v["self_intersecting"][nondegenerate], ~shapely.is_valid(polys)[nondegenerate]
+    )
+    convex_ref = (
+        nondegenerate
+        & shapely.is_valid(polys)
+        & (np.abs(shapely.area(shapely.convex_hull(polys)) - area) < 1e-9)
+    )
     np.testing.assert_array_equal(G.convex_mask(q) & ~v["self_intersecting"], convex_ref)
     assert G.is_self_intersecting([0, 0, 4, 4, 4, 0, 0, 4]) and not G.is_convex([0, 0, 4, 4, 4, 0, 0, 4])
     assert G.is_convex([0, 0, 2, 0, 4, 0, 2, 3])  # a triangle with a vertex on an edge is still convex
@@ -120,8 +132,16 @@ def test_validity_flags_match_shapely():
 # ---- rotated boxes -------------------------------------------------------------------------------------------
 def test_quad_to_rbox_recovers_rectangles_with_long_side_convention():
     rng = np.random.default_rng(3)
-    r = np.stack([rng.uniform(0, 500, 500), rng.uniform(0, 500, 500), rng.uniform(1, 80, 500),
-                  rng.uniform(1, 80, 500), rng.uniform(-3, 3, 500)], axis=1)
+    r = np.stack(
+        [
+            rng.uniform(0, 500, 500),
+            rng.uniform(0, 500, 500),
+            rng.uniform(1, 80, 500),
+            rng.uniform(1, 80, 500),
+            rng.uniform(-3, 3, 500),
+        ],
+        axis=1,
+    )
     quads = np.asarray(G.rboxes_to_quads(r))
     back = np.asarray(G.quads_to_rboxes(quads))
     assert (back[:, 2] >= back[:, 3]).all()
@@ -149,7 +169,11 @@ def test_min_area_rect_matches_shapely_oriented_envelope_area():
 def test_min_area_rect_degenerate_inputs():
     assert G.quad_to_rbox([5, 5, 5, 5, 5, 5, 5, 5]) == [5.0, 5.0, 0.0, 0.0, 0.0]
     cx, cy, w, h, a = G.quad_to_rbox([0, 0, 2, 2, 4, 4, 1, 1])
-    assert (cx, cy, h) == pytest.approx((2, 2, 0)) and w == pytest.approx(math.sqrt(32)) and a == pytest.approx(math.pi / 4)
+    assert (
+        (cx, cy, h) == pytest.approx((2, 2, 0))
+        and w == pytest.approx(math.sqrt(32))
+        and a == pytest.approx(math.pi / 4)
+    )
 
 
 # ---- IoU -----------------------------------------------------------------------------------------------------
@@ -242,3 +266,39 @@ def test_aligned_iou_and_iof():
         G.polygon_iou_aligned(a, b[:1])
     with pytest.raises(ValueError, match=r"\(N, 2P\)"):
         G.polygon_iou([[1, 2, 3]], a)
+
+
+def test_grouped_iou_equals_per_group_matrices():
+    rng = np.random.default_rng(9)
+    a, b = _rand_rects(rng, 300, extent=60), _rand_rects(rng, 250, extent=60)
+    ga = rng.integers(0, 6, 300).tolist()
+    gb = [str(g) for g in rng.integers(0, 7, 250)]  # any hashable labels; group "6" exists only in b
+    ga = [str(g) for g in ga]
+    i, j, iou = G.polygon_iou_grouped(a, b, ga, gb)
+    dense = np.zeros((300, 250))
+    dense[i, j] = iou
+    ref = _shapely_iou(a, b) * (np.asarray(ga)[:, None] == np.asarray(gb)[None, :])
+    np.testing.assert_allclose(dense, ref, atol=1e-12)
+    assert len(i) < 300 * 250 / 4  # sparse: only same-group pairs with overlapping boxes
+    with pytest.raises(ValueError, match="one group per polygon"):
+        G.polygon_iou_grouped(a, b, ga[:-1], gb)
+
+
+def test_polygon_iou_on_integer_boxes_with_shared_and_touching_edges():
+    # axis-aligned integer boxes on a small grid: identical, nested, edge-sharing and corner-touching pairs abound
+    rng = np.random.default_rng(10)
+    n = 3000
+    xy, wh = rng.integers(0, 8, (2, n, 2)), rng.integers(1, 5, (2, n, 2))
+    boxes = []
+    for k in range(2):
+        x, y, w, h = xy[k, :, 0], xy[k, :, 1], wh[k, :, 0], wh[k, :, 1]
+        q = np.stack([x, y, x + w, y, x + w, y + h, x, y + h], axis=1).astype(float)
+        boxes.append(np.roll(q, 2 * k, axis=1))  # the second set starts at another corner
+    a, b = boxes
+    b[:50] = np.roll(a[:50], 4, axis=1)  # identical boxes, listed from the opposite corner
+    ours = G.polygon_iou_aligned(a, b)
+    pa, pb = shapely.polygons(a.reshape(-1, 4, 2)), shapely.polygons(b.reshape(-1, 4, 2))
+    inter = shapely.area(shapely.intersection(pa, pb))
+    ref = inter / (shapely.area(pa) + shapely.area(pb) - inter)
+    np.testing.assert_allclose(ours, ref, atol=1e-12)
+    assert (ref == 1).sum() >= 50 and ((ref == 0) & shapely.touches(pa, pb)).sum() > 50

@@ -229,6 +229,7 @@ def _ddp_worker(rank: int, world: int, init_file: str, queue) -> None:
 
 
 @pytest.mark.distributed
+@pytest.mark.skipif("fork" not in mp.get_all_start_methods(), reason="needs the fork start method (Linux)")
 def test_grounding_accuracy_syncs_across_two_processes(tmp_path) -> None:
     ctx = mp.get_context(
         "fork"
@@ -237,10 +238,17 @@ def test_grounding_accuracy_syncs_across_two_processes(tmp_path) -> None:
     procs = [ctx.Process(target=_ddp_worker, args=(r, 2, str(tmp_path / "init"), queue)) for r in range(2)]
     for p in procs:
         p.start()
-    results = dict(queue.get(timeout=120) for _ in procs)
+    for (
+        p
+    ) in procs:  # results are a few floats, far below the pipe buffer, so joining first cannot block on put()
+        p.join(timeout=120)
+    exitcodes = [p.exitcode for p in procs]
     for p in procs:
-        p.join(timeout=60)
-        assert p.exitcode == 0
+        if p.exitcode is None:  # hung: stop the rank this test started
+            p.kill()
+            p.join()
+    assert exitcodes == [0, 0], "a rank failed or hung (its traceback is on stderr)"
+    results = dict(queue.get(timeout=5) for _ in procs)
     expected = grounding(PRED, GT, unique=[bool(u) for u in UNIQUE])
     for rank in (0, 1):
         check_against_functional(results[rank], expected)
@@ -263,6 +271,12 @@ def test_plot_grounding_draws_red_prediction_and_green_gt(tmp_path) -> None:
         np.zeros((32, 48), dtype=np.uint8), None, [1, 1, 10, 10], "x", tmp_path / "f.png"
     )
     assert failure.stat().st_size > 0
+    # inference: no GT, prediction only (red, no green)
+    pred_only = plot_grounding(image, [5, 5, 30, 30], None, "the square", tmp_path / "pred.png")
+    with Image.open(pred_only) as img:
+        pixels = np.asarray(img.convert("RGB")).reshape(-1, 3).astype(int)
+    assert ((pixels[:, 0] > 200) & (pixels[:, 1] < 60)).sum() > 20
+    assert ((pixels[:, 1] > 200) & (pixels[:, 0] < 60) & (pixels[:, 2] < 60)).sum() == 0
 
 
 def test_plot_grounding_grid(tmp_path) -> None:

@@ -2,7 +2,7 @@
 
 Sun-synchronous Earth-observation satellites cross the equator at about 10:30 local solar time, so acquisitions are
 drawn at 10:30 +- 40 min local solar time (converted to UTC from the longitude) on a random day of 2017-2025; days
-with the sun lower than 18 deg are redrawn. Sun angles then follow from :func:`~rszoo.data.synth.sun.solar_position`.
+with the sun lower than 25 deg are redrawn. Sun angles then follow from :func:`~rszoo.data.synth.sun.solar_position`.
 
 Example:
     >>> import random
@@ -23,7 +23,7 @@ from rszoo.data.synth.world import get_world
 
 __all__ = ["MIN_SUN_ELEVATION", "latlon_of", "sample_acquisition", "season_factor"]
 
-MIN_SUN_ELEVATION = 18.0
+MIN_SUN_ELEVATION = 25.0
 _M_PER_DEG = 111_320.0
 
 
@@ -92,4 +92,5 @@ def season_factor(acquisition: Acquisition | None) -> tuple[float, float, float]
     t = (1.0 - math.cos(2 * math.pi * (day - midsummer) / 365.25)) / 2.0
     # tropics barely change
     t *= min(1.0, abs(acquisition.lat) / 35.0)
-    return (1.0 + 0.16 * t, 1.0 - 0.05 * t, 1.0 - 0.16 * t)
+    # rounded so that the per-material lookup tables built from it are reused across scenes
+    return (round(1.0 + 0.16 * t, 2), round(1.0 - 0.05 * t, 2), round(1.0 - 0.16 * t, 2))

@@ -22,12 +22,12 @@ GENERATOR_VERSION = "rszoo-synth/1.0.0"
 
 # Where default scenes are centred: mostly object-rich places, some anywhere, so data sets are instructive.
 LANDUSE_TARGETS: tuple[tuple[str, float], ...] = (
-    ("residential", 0.28),
-    ("industrial", 0.18),
-    ("airport", 0.1),
-    ("river", 0.12),
-    ("grassland", 0.1),
-    ("any", 0.22),
+    ("residential", 0.3),
+    ("industrial", 0.19),
+    ("airport", 0.11),
+    ("river", 0.13),
+    ("grassland", 0.12),
+    ("any", 0.15),
 )
 _VALID_LANDUSE = (*LANDCOVER_KINDS, "river", "any")
 
@@ -95,7 +95,10 @@ def generate_scene(
     if landuse is not None and landuse not in _VALID_LANDUSE:
         raise ValueError(f"landuse {landuse!r} is not one of {list(_VALID_LANDUSE)}")
     rng = stream(seed, "scene")
-    gsd = round(rng.uniform(0.3, 0.8), 3) if gsd is None else float(gsd)
+    drawn_gsd = round(rng.uniform(0.3, 0.8), 3)
+    if gsd is None:
+        gsd = acquisition.gsd if isinstance(acquisition, Acquisition) else drawn_gsd
+    gsd = float(gsd)
     world_seed = (mix(seed, "world") & 0x7FFFFFFF) if world_seed is None else int(world_seed)
     if origin is None:
         start = (rng.uniform(-40_000.0, 40_000.0), rng.uniform(-40_000.0, 40_000.0))

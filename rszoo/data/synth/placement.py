@@ -7,7 +7,7 @@ Every candidate is checked against the semantic layout raster (all of its corner
 on allowed land cover), must lie fully inside the image, and must not overlap any object placed before it (exact
 separating-axis test on the oriented boxes, with a small clearance).
 
-The raster is rendered in tiles on demand (1024 px, a few kept), so placement in very large scenes stays light.
+The raster is rendered in 1024 px tiles on demand (at most 16 kept), so placement in very large scenes stays light.
 
 Example:
     >>> from rszoo.data.synth import generate_scene
@@ -26,7 +26,14 @@ from collections.abc import Sequence
 import numpy as np
 
 from rszoo.data.synth.categories import CATEGORY_SPECS, LANDCOVER_CLASSES, category_rgb, size_class
-from rszoo.data.synth.geometry import boxes_overlap, obb_corners, order_poly, polys_overlap, round2, round_points
+from rszoo.data.synth.geometry import (
+    boxes_overlap,
+    obb_corners,
+    order_poly,
+    polys_overlap,
+    round2,
+    round_points,
+)
 from rszoo.data.synth.graph import Polyline, Region, SceneObject
 from rszoo.data.synth.raster import layout_raster
 from rszoo.data.synth.shapes import STYLES
@@ -52,10 +59,25 @@ SPORTS_GROUND = _labels("grassland", "residential")
 INDUSTRIAL = _labels("industrial", "bare-soil")
 _CELL = 64.0
 _TILE = 1024
+_TILE_CACHE = 16
+_ALLOWED_BY_CONTEXT = {
+    "road": ON_ROAD,
+    "parked-roadside": ON_ROAD,
+    "parking": _labels("parking"),
+    "apron": APRON,
+    "helipad": APRON,
+    "underway": WATER,
+    "moored": WATER,
+    "lake": WATER,
+    "driveway": CAR_GROUND,
+    "yard": CAR_GROUND,
+    "loading-dock": TRUCK_GROUND,
+    "construction": _labels("bare-soil"),
+}
 
 
 class _LabelTiles:
-    """Semantic labels at points, from layout raster tiles made on demand (LRU of a few tiles)."""
+    """Semantic labels at points, from 1024 px layout raster tiles made on demand (LRU of 16 tiles, 16 MB)."""
 
     def __init__(
         self,
@@ -75,6 +97,8 @@ class _LabelTiles:
             ys = [p[1] for p in r.polygon]
             boxes.append((min(xs), min(ys), max(xs), max(ys)))
         self._boxes = boxes
+        # small scenes: one tile, looked up without the cache machinery
+        self._single = self._tile(0, 0)[0] if width <= _TILE and height <= _TILE else None
 
     def _tile(self, tx: int, ty: int) -> tuple[bytes, int]:
         key = (tx, ty)
@@ -85,12 +109,14 @@ class _LabelTiles:
         x0, y0 = tx * _TILE, ty * _TILE
         w, h = min(_TILE, self.width - x0), min(_TILE, self.height - y0)
         regions = [
-            r for r, b in zip(self.regions, self._boxes) if b[2] >= x0 and b[3] >= y0 and b[0] <= x0 + w and b[1] <= y0 + h
+            r
+            for r, b in zip(self.regions, self._boxes)
+            if b[2] >= x0 and b[3] >= y0 and b[0] <= x0 + w and b[1] <= y0 + h
         ]
         img, _ = layout_raster(regions, self.rivers, self.roads, self.gsd, x0, y0, w, h, semantic=True)
         tile = (img.tobytes(), w)
         self._tiles[key] = tile
-        if len(self._tiles) > 4:
+        if len(self._tiles) > _TILE_CACHE:
             self._tiles.popitem(last=False)
         return tile
 
@@ -99,6 +125,8 @@ class _LabelTiles:
         if x < 0 or y < 0 or x >= self.width or y >= self.height:
             return 255
         xi, yi = int(x), int(y)
+        if self._single is not None:
+            return self._single[yi * self.width + xi]
         tx, ty = xi // _TILE, yi // _TILE
         data, w = self._tile(tx, ty)
         return data[(yi - ty * _TILE) * w + (xi - tx * _TILE)]
@@ -198,7 +226,10 @@ class Placer:
             if at(x + (cx - x) * 0.08, y + (cy - y) * 0.08) not in allowed:
                 return False
             nx, ny = corners[(k + 1) % 4]
-            if at((x + nx) / 2 + (cx - (x + nx) / 2) * 0.08, (y + ny) / 2 + (cy - (y + ny) / 2) * 0.08) not in allowed:
+            if (
+                at((x + nx) / 2 + (cx - (x + nx) / 2) * 0.08, (y + ny) / 2 + (cy - (y + ny) / 2) * 0.08)
+                not in allowed
+            ):
                 return False
         return True
 
@@ -217,41 +248,51 @@ class Placer:
         colour: str | None = None,
         height_m: float | None = None,
         pad_m: float = 0.4,
+        object_id: int | None = None,
+        rgb: tuple[int, int, int] | None = None,
     ) -> SceneObject | None:
         """Try to place one object (sizes in metres, position in pixels); returns it, or ``None`` if it does not fit.
 
-        The random stream is consumed identically whether or not the object fits, so retries stay deterministic.
+        Colour, RGB jitter and height are drawn only for accepted objects. ``object_id`` and ``rgb`` re-create a
+        known object at a new place (a moved car keeps its id and paint).
         """
+        gsd = self.gsd
+        length, breadth = length_m / gsd, breadth_m / gsd
+        angle = (angle + 180.0) % 360.0 - 180.0
+        a = math.radians(angle)
+        c, s = math.cos(a), math.sin(a)
+        # cheap exact rejections first: the box must fit in the image, the centre must be on allowed ground
+        ext_x = abs(length * c) / 2 + abs(breadth * s) / 2
+        ext_y = abs(length * s) / 2 + abs(breadth * c) / 2
+        if cx - ext_x < 0.0 or cy - ext_y < 0.0 or cx + ext_x > self.width or cy + ext_y > self.height:
+            return None
+        if allowed is not None and self.labels.at(cx, cy) not in allowed:
+            return None
+        corners = obb_corners(cx, cy, length, breadth, angle)
+        if not self.fits(corners, cx, cy, allowed):
+            return None
+        box = [cx - ext_x, cy - ext_y, cx + ext_x, cy + ext_y]
+        if self._collides(box, corners, pad_m / gsd):
+            return None
         rng = self.rng
         spec = CATEGORY_SPECS[category]
         if colour is None:
             colour = _weighted(rng, spec.colours)
-        jitter = (rng.randint(-6, 6), rng.randint(-6, 6), rng.randint(-6, 6))
+        jitter = (rng.randint(-6, 6), rng.randint(-6, 6), rng.randint(-6, 6)) if rgb is None else (0, 0, 0)
         if height_m is None:
             lo, hi = spec.height_m
             height_m = lo + (hi - lo) * rng.random()
         if style is None:
             style = next(iter(STYLES[category]))
-        length, breadth = length_m / self.gsd, breadth_m / self.gsd
-        angle = (angle + 180.0) % 360.0 - 180.0
-        corners = obb_corners(cx, cy, length, breadth, angle)
-        if not self.fits(corners, cx, cy, allowed):
-            return None
-        xs = [p[0] for p in corners]
-        ys = [p[1] for p in corners]
-        box = [min(xs), min(ys), max(xs), max(ys)]
-        if self._collides(box, corners, pad_m / self.gsd):
-            return None
         poly = order_poly(corners)
         outline = np.asarray(STYLES[category][style].outline, dtype=np.float64)
-        a = math.radians(angle)
-        c, s = math.cos(a), math.sin(a)
         m = np.array([[length / 2 * c, length / 2 * s], [-breadth / 2 * s, breadth / 2 * c]])
         shape = round_points(outline @ m + np.array([cx, cy]))
-        base = category_rgb(category, colour)
-        rgb = tuple(min(255, max(0, v + d)) for v, d in zip(base, jitter))
+        if rgb is None:
+            base = category_rgb(category, colour)
+            rgb = tuple(min(255, max(0, v + d)) for v, d in zip(base, jitter))  # type: ignore[assignment]
         obj = SceneObject(
-            id=self._next_id,
+            id=self._next_id if object_id is None else object_id,
             category=category,
             colour=colour,
             rgb=rgb,  # type: ignore[arg-type]
@@ -272,9 +313,97 @@ class Placer:
             context=context,
             style=style,
         )
-        self._next_id += 1
+        if object_id is None:
+            self._next_id += 1
+        else:
+            self._next_id = max(self._next_id, object_id + 1)
         self._register(obj, corners, box)
         return obj
+
+    def relocate(self, obj: SceneObject, tries: int = 40) -> SceneObject | None:
+        """Place a copy of ``obj`` (same id, look and size) somewhere else in the same kind of place, or ``None``.
+
+        The original must already have been :meth:`remove`-d. Vehicles go to another lane position or parking
+        stall, ships elsewhere on their river or lake, aircraft to another stand; others move a few metres.
+        """
+        rng = self.rng
+        gsd = self.gsd
+        length_m, breadth_m = obj.width * gsd, obj.height * gsd
+        allowed = _ALLOWED_BY_CONTEXT.get(obj.context, CAR_GROUND)
+        for _ in range(tries):
+            cand = self._candidate(obj, rng)
+            if cand is None:
+                return None
+            x, y, heading = cand
+            moved = self.place(
+                obj.category,
+                x,
+                y,
+                length_m,
+                breadth_m,
+                heading,
+                allowed=allowed,
+                context=obj.context,
+                style=obj.style,
+                colour=obj.colour,
+                height_m=obj.height_m,
+                object_id=obj.id,
+                rgb=obj.rgb,
+            )
+            if moved is not None:
+                return moved
+        return None
+
+    def _candidate(self, obj: SceneObject, rng: random.Random) -> tuple[float, float, float] | None:
+        ctx = obj.context
+        if ctx in ("road", "parked-roadside") and self.roads:
+            road = rng.choice(self.roads)
+            pts = road.points
+            k = rng.randrange(len(pts) - 1)
+            t = rng.random()
+            (ax, ay), (bx, by) = pts[k], pts[k + 1]
+            d = math.hypot(bx - ax, by - ay) or 1.0
+            dx, dy = (bx - ax) / d, (by - ay) / d
+            side = rng.choice((-1.0, 1.0))
+            lane = (1.75 if ctx == "road" else road.width_m / 2 - 1.2) / self.gsd * side
+            heading = math.degrees(math.atan2(dy, dx)) + (0.0 if side > 0 else 180.0)
+            return ax + t * (bx - ax) - dy * lane, ay + t * (by - ay) + dx * lane, heading
+        if ctx == "parking":
+            lots = [r for r in self.regions if r.kind == "parking" and r.frame is not None]
+            if lots:
+                lot = rng.choice(lots)
+                slots = parking_stalls(lot.frame, lot.angle, self.gsd)  # type: ignore[arg-type]
+                if slots:
+                    slot = rng.choice(slots)
+                    return slot.x, slot.y, slot.heading
+            return None
+        if ctx in ("underway", "moored") and self.rivers:
+            river = rng.choice(self.rivers)
+            pts = river.points
+            k = rng.randrange(len(pts) - 1)
+            (ax, ay), (bx, by) = pts[k], pts[k + 1]
+            t = rng.random()
+            d = math.hypot(bx - ax, by - ay) or 1.0
+            dx, dy = (bx - ax) / d, (by - ay) / d
+            room = max(0.0, river.width / 2 - obj.height / 2 - 1.0 / self.gsd)
+            off = rng.uniform(-room, room)
+            heading = math.degrees(math.atan2(dy, dx)) + rng.choice((0.0, 180.0))
+            return ax + t * (bx - ax) - dy * off, ay + t * (by - ay) + dx * off, heading
+        if obj.category == "plane":
+            aprons = [r for r in self.regions if r.kind == "apron" and r.frame is not None]
+            if aprons:
+                apron = rng.choice(aprons)
+                stands = apron_stands(apron.frame, apron.angle, self.gsd)  # type: ignore[arg-type]
+                if stands:
+                    stand = rng.choice(stands)
+                    return stand.x, stand.y, stand.heading
+            return None
+        reach = 15.0 / self.gsd
+        return (
+            obj.center[0] + rng.uniform(-reach, reach),
+            obj.center[1] + rng.uniform(-reach, reach),
+            obj.angle + rng.choice((0.0, 0.0, 180.0, 90.0)),
+        )
 
     # -- placement by land use ----------------------------------------------------------------------------------
     def populate(self, blocks: Sequence[BlockInfo], bridges: Sequence[BridgeSite]) -> list[SceneObject]:
@@ -342,7 +471,15 @@ class Placer:
                 length_m = min(70.0, max(18.0, common * rng.uniform(0.85, 1.15)))
                 span = length_m * rng.uniform(0.9, 1.05)
                 plane = self.place(
-                    "plane", slot.x, slot.y, length_m, span, slot.heading, allowed=APRON, context="apron", height_m=None
+                    "plane",
+                    slot.x,
+                    slot.y,
+                    length_m,
+                    span,
+                    slot.heading,
+                    allowed=APRON,
+                    context="apron",
+                    height_m=None,
                 )
                 if plane is not None and rng.random() < 0.6:
                     # a service vehicle beside the fuselage, near the nose
@@ -353,7 +490,9 @@ class Placer:
                     vx = plane.center[0] + dist_nose * math.cos(a) - side * dist_side * math.sin(a)
                     vy = plane.center[1] + dist_nose * math.sin(a) + side * dist_side * math.cos(a)
                     if rng.random() < 0.5:
-                        self.place("small-vehicle", vx, vy, 4.8, 2.0, slot.heading, allowed=APRON, context="apron")
+                        self.place(
+                            "small-vehicle", vx, vy, 4.8, 2.0, slot.heading, allowed=APRON, context="apron"
+                        )
                     else:
                         self.place(
                             "large-vehicle",
@@ -693,9 +832,19 @@ class Placer:
     def _forest(self, block: BlockInfo) -> None:
         rng = self.rng
         if rng.random() < 0.06 * self.density:
-            x, y = self._point(block, rng.uniform(-0.6, 0.6) * block.half_u, rng.uniform(-0.6, 0.6) * block.half_v)
+            x, y = self._point(
+                block, rng.uniform(-0.6, 0.6) * block.half_u, rng.uniform(-0.6, 0.6) * block.half_v
+            )
             self.place(
-                "building", x, y, 9.0, 7.0, block.angle, allowed=_labels("forest"), context="forest", style="gable"
+                "building",
+                x,
+                y,
+                9.0,
+                7.0,
+                block.angle,
+                allowed=_labels("forest"),
+                context="forest",
+                style="gable",
             )
 
     def _lake(self, centre: tuple[float, float], half_u: float, half_v: float, angle: float) -> None:

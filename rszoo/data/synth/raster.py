@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -40,6 +41,12 @@ def slot_of(material: str, variant: int = 0) -> int:
 
 def pil_points(points: Sequence[Sequence[float]] | np.ndarray, x0: int, y0: int) -> list[int]:
     """Flat integer coordinates for PIL: pixel-centre snapping (``floor``) in scene pixels, then the window offset."""
+    if len(points) <= 24 and not isinstance(points, np.ndarray):
+        out: list[int] = []
+        for x, y in points:
+            out.append(math.floor(x) - x0)
+            out.append(math.floor(y) - y0)
+        return out
     arr = np.floor(np.asarray(points, dtype=np.float64)).astype(np.int64)
     arr -= np.array([x0, y0], dtype=np.int64)
     return arr.ravel().tolist()
@@ -55,40 +62,105 @@ def layout_raster(
     w: int,
     h: int,
     semantic: bool,
-) -> tuple[Image.Image, set[int]]:
-    """Draw the layout of the window ``(x0, y0, w, h)`` into an ``L`` image; returns it and the labels used."""
+) -> tuple[Image.Image, dict[int, list[int]]]:
+    """Draw the layout of the window ``(x0, y0, w, h)`` into an ``L`` image.
+
+    Returns the image and, for every label drawn, the window-pixel box ``[x1, y1, x2, y2)`` that holds it (an
+    over-estimate: later drawing may have covered parts), so callers can work on boxes instead of the whole window.
+    """
     img = Image.new("L", (w, h), 0)
     draw = ImageDraw.Draw(img)
-    used: set[int] = set()
+    used: dict[int, list[int]] = {}
 
-    def label(kind: str, variant: int = 0) -> int:
+    def label(kind: str, variant: int, bx0: float, by0: float, bx1: float, by1: float) -> int:
         value = _SEMANTIC[kind] if semantic else slot_of(kind, variant)
-        used.add(value)
+        box = [max(0, math.floor(bx0) - x0 - 1), max(0, math.floor(by0) - y0 - 1)]
+        box += [min(w, math.ceil(bx1) - x0 + 2), min(h, math.ceil(by1) - y0 + 2)]
+        old = used.get(value)
+        if old is None:
+            used[value] = box
+        else:
+            used[value] = [min(old[0], box[0]), min(old[1], box[1]), max(old[2], box[2]), max(old[3], box[3])]
         return value
 
     for region in regions:
         xs = [p[0] for p in region.polygon]
         ys = [p[1] for p in region.polygon]
-        if max(xs) < x0 or max(ys) < y0 or min(xs) > x0 + w or min(ys) > y0 + h:
+        bx0, by0, bx1, by1 = min(xs), min(ys), max(xs), max(ys)
+        if bx1 < x0 or by1 < y0 or bx0 > x0 + w or by0 > y0 + h:
             continue
-        draw.polygon(pil_points(region.polygon, x0, y0), fill=label(region.kind, region.variant))
+        value = label(region.kind, region.variant, bx0, by0, bx1, by1)
+        draw.polygon(pil_points(region.polygon, x0, y0), fill=value)
     bank_px = BANK_M / gsd
-    for river in rivers:
-        width = max(1, round(river.width + 2 * bank_px))
-        draw.line(pil_points(river.points, x0, y0), fill=label("bare-soil" if semantic else "bank"), width=width)
-    for river in rivers:
-        draw.line(pil_points(river.points, x0, y0), fill=label("water"), width=max(1, round(river.width)))
+    for layer in ("bank", "water"):
+        for river in rivers:
+            width = river.width + 2 * bank_px if layer == "bank" else river.width
+            kind = ("bare-soil" if semantic else "bank") if layer == "bank" else "water"
+            _line(draw, river.points, x0, y0, width, w, h, lambda *box, k=kind: label(k, 0, *box))
     for road in roads:
-        value = label("road") if semantic else label(road.kind)
-        draw.line(pil_points(road.points, x0, y0), fill=value, width=max(1, round(road.width)))
+        kind = "road" if semantic else road.kind
+        _line(draw, road.points, x0, y0, road.width, w, h, lambda *box, k=kind: label(k, 0, *box))
     return img, used
+
+
+def _line(
+    draw: ImageDraw.ImageDraw,
+    points: list[list[float]],
+    x0: int,
+    y0: int,
+    width: float,
+    w: int,
+    h: int,
+    label,
+) -> None:
+    """A wide polyline with round joins (discs at the vertices fill the notches PIL leaves between segments)."""
+    xs = [p[0] for p in points]
+    ys = [p[1] for p in points]
+    r = width / 2 + 1
+    bx0, by0, bx1, by1 = min(xs) - r, min(ys) - r, max(xs) + r, max(ys) + r
+    if bx1 < x0 or by1 < y0 or bx0 > x0 + w or by0 > y0 + h:
+        return
+    value = label(bx0, by0, bx1, by1)
+    flat = pil_points(points, x0, y0)
+    iw = max(1, round(width))
+    draw.line(flat, fill=value, width=iw)
+    if iw >= 3:
+        # discs only where the direction turns enough for PIL's mitre-less joins to leave a visible notch
+        rad = (iw - 1) / 2
+        for k in range(2, len(flat) - 2, 2):
+            x, y = flat[k], flat[k + 1]
+            ax, ay = x - flat[k - 2], y - flat[k - 1]
+            bx, by = flat[k + 2] - x, flat[k + 3] - y
+            cross = abs(ax * by - ay * bx)
+            norm = math.hypot(ax, ay) * math.hypot(bx, by)
+            turns = norm == 0 or cross * iw > norm or ax * bx + ay * by < 0
+            if turns and -rad <= x <= w + rad and -rad <= y <= h + rad:
+                draw.ellipse((x - rad, y - rad, x + rad, y + rad), fill=value)
 
 
 def landcover_map(scene: Scene, window: tuple[int, int, int, int] | None = None) -> np.ndarray:
     """Semantic land-cover labels (``uint8`` indices into ``LANDCOVER_CLASSES``) of the scene or a window.
 
-    Objects are not included: use their masks for instance labels.
+    Drawn on the renderer's fixed chunk grid, so a window equals the same crop of the full map. Objects are not
+    included: use their masks for instance labels.
     """
-    x0, y0, w, h = window if window is not None else (0, 0, scene.width, scene.height)
-    img, _ = layout_raster(scene.regions, scene.rivers, scene.roads, scene.gsd, x0, y0, w, h, semantic=True)
-    return np.asarray(img, dtype=np.uint8).copy()
+    from rszoo.data.synth.render import CHUNK
+
+    x, y, w, h = window if window is not None else (0, 0, scene.width, scene.height)
+    if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > scene.width or y + h > scene.height:
+        raise ValueError(
+            f"window {(x, y, w, h)} must be non-empty and inside the {scene.width}x{scene.height} image"
+        )
+    out = np.empty((h, w), dtype=np.uint8)
+    for cy in range(y // CHUNK, (y + h - 1) // CHUNK + 1):
+        for cx in range(x // CHUNK, (x + w - 1) // CHUNK + 1):
+            x0, y0 = cx * CHUNK, cy * CHUNK
+            cw, ch = min(CHUNK, scene.width - x0), min(CHUNK, scene.height - y0)
+            img, _ = layout_raster(
+                scene.regions, scene.rivers, scene.roads, scene.gsd, x0, y0, cw, ch, semantic=True
+            )
+            tile = np.asarray(img, dtype=np.uint8)
+            ax, ay = max(x, x0), max(y, y0)
+            bx, by = min(x + w, x0 + cw), min(y + h, y0 + ch)
+            out[ay - y : by - y, ax - x : bx - x] = tile[ay - y0 : by - y0, ax - x0 : bx - x0]
+    return out

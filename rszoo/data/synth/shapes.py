@@ -30,7 +30,9 @@ def rect(u0: float, u1: float, v0: float, v1: float) -> list[tuple[float, float]
 
 def circle(cu: float, cv: float, ru: float, rv: float, n: int = 24) -> list[tuple[float, float]]:
     """Ellipse (a circle once scaled) in the unit frame."""
-    return [(cu + ru * math.cos(2 * math.pi * k / n), cv + rv * math.sin(2 * math.pi * k / n)) for k in range(n)]
+    return [
+        (cu + ru * math.cos(2 * math.pi * k / n), cv + rv * math.sin(2 * math.pi * k / n)) for k in range(n)
+    ]
 
 
 @dataclass(frozen=True)
@@ -103,16 +105,18 @@ def _heli_outline() -> tuple[tuple[float, float], ...]:
 def _court_lines_tennis() -> list[Part]:
     bu, dv, sv, su = 0.685, 0.64, 0.48, 0.37
     lines = [
-        rect(-bu, bu, -dv, dv) + [(-bu, -dv)],
+        [*rect(-bu, bu, -dv, dv), (-bu, -dv)],
         [(-bu, -sv), (bu, -sv)],
         [(-bu, sv), (bu, sv)],
         [(-su, -sv), (-su, sv)],
         [(su, -sv), (su, sv)],
         [(-su, 0.0), (su, 0.0)],
     ]
-    return [_p(rect(-bu, bu, -dv, dv), "body")] + [_p(ln, WHITE_LINE, "line") for ln in lines] + [
-        _p([(0.0, -0.72), (0.0, 0.72)], (40, 40, 40), "line")
-    ]
+    return (
+        [_p(rect(-bu, bu, -dv, dv), "body")]
+        + [_p(ln, WHITE_LINE, "line") for ln in lines]
+        + [_p([(0.0, -0.72), (0.0, 0.72)], (40, 40, 40), "line")]
+    )
 
 
 def _court_lines_basketball() -> list[Part]:
@@ -125,8 +129,16 @@ def _court_lines_basketball() -> list[Part]:
         _p([*rect(-bu, bu, -bv, bv), (-bu, -bv)], WHITE_LINE, "line"),
         _p([(0.0, -bv), (0.0, bv)], WHITE_LINE, "line"),
         _p([*circle(0.0, 0.0, 0.12, 0.22, n=12), (0.12, 0.0)], WHITE_LINE, "line"),
-        _p([(bu - 0.52 * math.cos(a), 0.72 * math.sin(a)) for a in np.linspace(-1.3, 1.3, 9)], WHITE_LINE, "line"),
-        _p([(-bu + 0.52 * math.cos(a), 0.72 * math.sin(a)) for a in np.linspace(-1.3, 1.3, 9)], WHITE_LINE, "line"),
+        _p(
+            [(bu - 0.52 * math.cos(a), 0.72 * math.sin(a)) for a in np.linspace(-1.3, 1.3, 9)],
+            WHITE_LINE,
+            "line",
+        ),
+        _p(
+            [(-bu + 0.52 * math.cos(a), 0.72 * math.sin(a)) for a in np.linspace(-1.3, 1.3, 9)],
+            WHITE_LINE,
+            "line",
+        ),
     ]
 
 
@@ -186,8 +198,21 @@ STYLES: dict[str, dict[str, Style]] = {
         "l-shape": Style(
             ((-1, -1), (1, -1), (1, 0.05), (-0.15, 0.05), (-0.15, 1), (-1, 1)),
             (
-                _p([(-0.93, -0.9), (0.93, -0.9), (0.93, -0.05), (-0.25, -0.05), (-0.25, 0.9), (-0.93, 0.9)], "light"),
-                _p([(-0.88, -0.82), (0.88, -0.82), (0.88, -0.12), (-0.32, -0.12), (-0.32, 0.82), (-0.88, 0.82)], "body"),
+                _p(
+                    [(-0.93, -0.9), (0.93, -0.9), (0.93, -0.05), (-0.25, -0.05), (-0.25, 0.9), (-0.93, 0.9)],
+                    "light",
+                ),
+                _p(
+                    [
+                        (-0.88, -0.82),
+                        (0.88, -0.82),
+                        (0.88, -0.12),
+                        (-0.32, -0.12),
+                        (-0.32, 0.82),
+                        (-0.88, 0.82),
+                    ],
+                    "body",
+                ),
             ),
         ),
     },
@@ -231,7 +256,11 @@ STYLES: dict[str, dict[str, Style]] = {
         ),
         "cargo": Style(
             _HULL,
-            (*_containers(), _p(rect(-0.92, -0.66, -0.72, 0.72), WHITE_LINE), _p(rect(-0.7, -0.66, -0.6, 0.6), GLASS)),
+            (
+                *_containers(),
+                _p(rect(-0.92, -0.66, -0.72, 0.72), WHITE_LINE),
+                _p(rect(-0.7, -0.66, -0.6, 0.6), GLASS),
+            ),
         ),
         "tanker": Style(
             _HULL,

@@ -15,7 +15,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-__all__ = ["STALL_DEPTH_M", "STALL_WIDTH_M", "STAND_SPACING_M", "Slot", "apron_stands", "parking_stalls", "stall_lines"]
+__all__ = [
+    "STALL_DEPTH_M",
+    "STALL_WIDTH_M",
+    "STAND_SPACING_M",
+    "Slot",
+    "apron_stands",
+    "parking_stalls",
+    "stall_lines",
+]
 
 STALL_WIDTH_M = 2.6
 STALL_DEPTH_M = 5.2

@@ -17,18 +17,30 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import numpy as np
 from PIL import Image
 
-__all__ = ["BANK_SIZE", "MATERIALS", "noise_crop", "texture_crop", "tint_lut"]
+__all__ = [
+    "BANK_SIZE",
+    "MATERIALS",
+    "NOISE_OFFSET",
+    "is_identity",
+    "noise_crop",
+    "prepare",
+    "texture_crop",
+    "tint_lut",
+]
 
 BANK_SIZE = 512
+NOISE_OFFSET = 8  # sensor noise is stored as NOISE_OFFSET + noise, clipped to [0, 2 * NOISE_OFFSET]
 _LOCK = threading.Lock()
 
 
-def _field(rng: np.random.Generator, beta: float, low_cut: float = 0.0, high_cut: float | None = None) -> np.ndarray:
+def _field(
+    rng: np.random.Generator, beta: float, low_cut: float = 0.0, high_cut: float | None = None
+) -> np.ndarray:
     """Zero-mean, unit-std periodic noise with power spectrum ``1 / f^beta`` (optionally band-limited)."""
     n = BANK_SIZE
     fy = np.fft.fftfreq(n)[:, None]
@@ -166,14 +178,18 @@ MATERIALS: dict[str, Callable[[np.random.Generator], np.ndarray]] = {
 
 # Per-variant colour multipliers (R, G, B): the same material looks slightly different from block to block.
 _VARIANT_TINTS = {
-    "cropland": ((1.0, 1.0, 1.0), (1.32, 1.12, 0.78), (1.02, 0.78, 0.72)),  # green crop, ripe grain, ploughed soil
+    "cropland": (
+        (1.0, 1.0, 1.0),
+        (1.32, 1.12, 0.78),
+        (1.02, 0.78, 0.72),
+    ),  # green crop, ripe grain, ploughed soil
     "water": ((1.0, 1.0, 1.0), (0.9, 1.08, 0.95), (1.12, 1.05, 0.9)),  # clear, algae-green, turbid
     "bare-soil": ((1.0, 1.0, 1.0), (1.08, 1.02, 0.92), (0.88, 0.86, 0.84)),
 }
 _DEFAULT_TINTS = ((1.0, 1.0, 1.0), (0.95, 0.98, 0.95), (1.05, 1.03, 0.99))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _bank_image(material: str) -> Image.Image:
     if material not in MATERIALS:
         raise KeyError(f"unknown material {material!r}; known: {sorted(MATERIALS)}")
@@ -185,13 +201,15 @@ def _bank_image(material: str) -> Image.Image:
         return Image.fromarray(arr, "RGB")
 
 
-@lru_cache(maxsize=None)
-def _noise_image() -> Image.Image:
+@cache
+def _noise_bank() -> np.ndarray:
+    """The sensor-noise bank, tiled 2 x 2 so any window up to BANK_SIZE is a plain (copy-free) slice."""
     rng = np.random.default_rng(20240607)
     common = rng.standard_normal((BANK_SIZE, BANK_SIZE))
     chroma = rng.standard_normal((BANK_SIZE, BANK_SIZE, 3))
-    arr = 128.0 + 2.6 * common[..., None] + 1.1 * chroma
-    return Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), "RGB")
+    arr = NOISE_OFFSET + 2.6 * common[..., None] + 1.1 * chroma
+    bank = np.clip(np.rint(arr), 0, 2 * NOISE_OFFSET).astype(np.uint8)
+    return np.tile(bank, (2, 2, 1))
 
 
 def _wrapped(bank: Image.Image, x: int, y: int, w: int, h: int) -> Image.Image:
@@ -205,14 +223,27 @@ def _wrapped(bank: Image.Image, x: int, y: int, w: int, h: int) -> Image.Image:
     return out
 
 
+def prepare() -> None:
+    """Build every texture bank now (about a second, once per process); useful before timing or forking workers."""
+    for material in MATERIALS:
+        _bank_image(material)
+    _noise_bank()
+
+
 def texture_crop(material: str, x: int, y: int, w: int, h: int) -> Image.Image:
     """The ``w x h`` piece of ``material``'s periodic bank whose top-left is world pixel ``(x, y)``."""
     return _wrapped(_bank_image(material), x, y, w, h)
 
 
-def noise_crop(x: int, y: int, w: int, h: int) -> Image.Image:
-    """Sensor noise (RGB around 128, sigma ~3 DN) at world pixel ``(x, y)``, for ``ImageChops.add(..., offset=-128)``."""
-    return _wrapped(_noise_image(), x, y, w, h)
+def noise_crop(x: int, y: int, w: int, h: int) -> np.ndarray:
+    """Sensor noise at world pixel ``(x, y)``: ``h x w x 3`` uint8 ``NOISE_OFFSET + n``, ``n`` ~ N(0, 3 DN) within
+    +-8 (a read-only view for windows up to the bank size)."""
+    bank = _noise_bank()
+    x0, y0 = x % BANK_SIZE, y % BANK_SIZE
+    if w <= BANK_SIZE and h <= BANK_SIZE:
+        return bank[y0 : y0 + h, x0 : x0 + w]
+    reps = (-(-(y0 + h) // (2 * BANK_SIZE)) + 1, -(-(x0 + w) // (2 * BANK_SIZE)) + 1, 1)
+    return np.tile(bank, reps)[y0 : y0 + h, x0 : x0 + w]
 
 
 @lru_cache(maxsize=4096)
@@ -220,8 +251,12 @@ def tint_lut(material: str, variant: int, season: tuple[float, float, float] = (
     """A 768-entry RGB lookup table applying the material variant's tint and a seasonal colour factor."""
     tints = _VARIANT_TINTS.get(material, _DEFAULT_TINTS)
     r, g, b = tints[variant % 3]
-    factors = (r * season[0], g * season[1], b * season[2])
-    lut: list[int] = []
-    for f in factors:
-        lut.extend(min(255, int(v * f + 0.5)) for v in range(256))
-    return lut
+    factors = np.array([r * season[0], g * season[1], b * season[2]])[:, None]
+    lut = np.minimum(255, np.floor(np.arange(256)[None, :] * factors + 0.5)).astype(np.int64)
+    return lut.ravel().tolist()
+
+
+def is_identity(material: str, variant: int, season: tuple[float, float, float]) -> bool:
+    """Whether :func:`tint_lut` would change nothing (then the renderer skips it)."""
+    tints = _VARIANT_TINTS.get(material, _DEFAULT_TINTS)
+    return tints[variant % 3] == (1.0, 1.0, 1.0) and season == (1.0, 1.0, 1.0)

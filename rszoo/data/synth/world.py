@@ -149,13 +149,6 @@ def _line(seed: int, family: str, index: int) -> tuple[float, float, float, floa
     return base, amplitude, wavelength, phase, kind
 
 
-def _line_at(seed: int, family: str, index: int, t: np.ndarray | float) -> np.ndarray | float:
-    base, amplitude, wavelength, phase, _ = _line(seed, family, index)
-    if isinstance(t, np.ndarray):
-        return base + amplitude * np.sin(2.0 * math.pi * t / wavelength + phase)
-    return base + amplitude * math.sin(2.0 * math.pi * t / wavelength + phase)
-
-
 def _line_kind(seed: int, family: str, index: int) -> str:
     return _line(seed, family, index)[4]
 
@@ -522,10 +515,17 @@ def layout(world_seed: int, origin: tuple[float, float], gsd: float, width: int,
         for sub in block.subregions:
             rect_frame = None
             if sub.kind != "water":
-                rect_frame = [round2(sub.center[0]), round2(sub.center[1]), round2(sub.half_u), round2(sub.half_v)]
+                rect_frame = [
+                    round2(sub.center[0]),
+                    round2(sub.center[1]),
+                    round2(sub.half_u),
+                    round2(sub.half_v),
+                ]
             for part in _clip(np.asarray(sub.polygon), width, height):
                 sub.region_ids.append(len(regions))
-                regions.append(Region(len(regions), sub.kind, part, block.region_ids[0], 0, angle_deg, rect_frame))
+                regions.append(
+                    Region(len(regions), sub.kind, part, block.region_ids[0], 0, angle_deg, rect_frame)
+                )
 
     roads = _roads(grid, width, height)
     rivers = _rivers(seed, frame, (umin - 100.0, umax + 100.0, vmin - 100.0, vmax + 100.0), width, height)

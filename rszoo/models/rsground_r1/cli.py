@@ -77,9 +77,9 @@ class _CoTCommand:
 
         resize = {"min_pixels": args.min_pixels, "max_pixels": args.max_pixels}
         if args.external:
-            rows, report = cot.load_external_cot(args.source, **resize)
-            samples = cot.external_cot_to_sft(rows)
-            print(report.summary() if hasattr(report, "summary") else report)
+            rows, report = cot.load_external_cot(args.source)
+            samples = cot.build_external_cot_sft(rows, **resize)
+            print(report.summary())
         else:
             from rszoo.data.grounding import load_grounding_jsonl
 

@@ -131,10 +131,10 @@ class RSGroundR1(BaseTask):
             raise ValueError(f"{path}: no usable grounding records ({report.summary()})")
         return grounding_prompt_rows(records[:max_samples], self._question_template())
 
-    def evaluate(self, eval_cfg: Any, out_dir: Any) -> dict[str, Any]:
+    def evaluate(self, eval_cfg: Any, out_dir: Any, network: Any = None) -> dict[str, Any]:
         """Grounding accuracy of the trained network on ``eval_cfg.data`` (grounding JSONL)."""
         from rszoo.data.grounding import load_grounding_jsonl
 
         records, _ = load_grounding_jsonl(eval_cfg.data, check_images=True)
         records = records[: eval_cfg.max_samples] if eval_cfg.max_samples else records
-        return evaluate_grounding(self.network, records, out_dir, batch_size=eval_cfg.batch_size)
+        return evaluate_grounding(network or self.network, records, out_dir, batch_size=eval_cfg.batch_size)

@@ -8,6 +8,7 @@ loads here as a starting point.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any, Self
@@ -50,6 +51,25 @@ def load_message_images(messages: list[dict[str, Any]], root: str | Path | None 
             path = Path(source) if root is None or Path(source).is_absolute() else Path(root) / source
             images.append(load_image(path).pixels)
     return images
+
+
+@contextlib.contextmanager
+def _quiet_transformers() -> Any:
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+
+
+def _describe_mismatch(item: Any) -> str:
+    if isinstance(item, tuple | list) and len(item) == 3:
+        key, ckpt_shape, model_shape = item
+        return f"{key}: checkpoint {tuple(ckpt_shape)}, model expects {tuple(model_shape)}"
+    return str(item)
 
 
 class VLMModel(RSZooModel):
@@ -142,6 +162,10 @@ class VLMModel(RSZooModel):
     def fsdp_units(self) -> set[type[torch.nn.Module]]:
         return self.backbone.fsdp_units()
 
+    def sharding_root(self) -> torch.nn.Module:
+        """The module whose forward every caller goes through (rollouts call the transformers model directly)."""
+        return self.backbone.hf_model
+
     # -- hub I/O hooks ------------------------------------------------------------------------------------------------
     def _save_weights(self, directory: Path, max_shard_size: str) -> None:
         self.backbone.hf_model.save_pretrained(
@@ -166,15 +190,22 @@ class VLMModel(RSZooModel):
                 f"{directory} has no *.safetensors weights (pickled .bin files are not loaded)"
             )
         try:
-            hf_model, info = hf_model_class(family).from_pretrained(
-                directory, config=hf_cfg, output_loading_info=True, use_safetensors=True, dtype="auto"
-            )
-        except Exception as exc:
+            with _quiet_transformers():  # we report missing/unexpected/mismatched keys ourselves, precisely
+                hf_model, info = hf_model_class(family).from_pretrained(
+                    directory,
+                    config=hf_cfg,
+                    output_loading_info=True,
+                    use_safetensors=True,
+                    dtype="auto",
+                    ignore_mismatched_sizes=True,
+                )
+        except Exception as exc:  # transformers raises many types for bad files; name the files
             raise CheckpointError(
                 f"cannot load the weights in {directory} ({', '.join(weight_files)}): {exc}"
             ) from exc
         if info.get("mismatched_keys"):
-            raise CheckpointError(f"{directory}: weights with the wrong shape: {info['mismatched_keys']}")
+            shapes = "; ".join(_describe_mismatch(m) for m in info["mismatched_keys"])
+            raise CheckpointError(f"{directory}: weights with the wrong shape for this config: {shapes}")
         if info.get("error_msgs"):
             raise CheckpointError(f"{directory}: {info['error_msgs']}")
         check_keys(

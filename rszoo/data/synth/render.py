@@ -1,0 +1,457 @@
+"""Rasterise a scene graph into an RGB image (one job: pictures; vectorised numpy/PIL only).
+
+Pipeline per chunk: layout raster of material slots -> textures pasted through slot masks (precomputed, world-aligned
+banks) -> furrows, parking stalls and apron lines -> road markings -> shadows (swept along the sun direction, from the
+acquisition) -> objects, category by category (oriented outlines with parts: windows, court lines, containers ...) ->
+radiometry (sun elevation, haze growing with the off-nadir angle) -> clouds and their shadows -> sensor noise.
+
+Images are rendered on a fixed grid of ``CHUNK x CHUNK`` tiles anchored at the scene origin; :func:`render_window`
+renders only the chunks a window touches and crops them, so any window equals the same crop of :func:`render`
+pixel for pixel (PIL's scanline fill is not exactly translation invariant, so a fixed grid is what makes that true),
+and a large scene never needs more memory than its output image plus one chunk.
+
+Example:
+    >>> from rszoo.data.synth import generate_scene
+    >>> scene = generate_scene(2, size=96)
+    >>> img = render(scene)
+    >>> img.shape, img.dtype.name
+    ((96, 96, 3), 'uint8')
+    >>> (render_window(scene, 10, 20, 30, 40) == img[20:60, 10:40]).all()
+    True
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from functools import cache, lru_cache
+
+import numpy as np
+from PIL import Image, ImageChops, ImageDraw
+
+from rszoo.data.synth.acquire import season_factor
+from rszoo.data.synth.clouds import apply_clouds
+from rszoo.data.synth.graph import Region, Scene, SceneObject
+from rszoo.data.synth.raster import MATERIAL_ORDER, layout_raster, pil_points, slot_of
+from rszoo.data.synth.shapes import STYLES
+from rszoo.data.synth.sites import apron_stands, stall_lines
+from rszoo.data.synth.sun import shadow_offset
+from rszoo.data.synth.texture import NOISE_OFFSET, is_identity, noise_crop, texture_crop, tint_lut
+
+__all__ = ["CHUNK", "iter_chunks", "render", "render_window", "shadow_polygons"]
+
+CHUNK = 512
+_VEGETATION = frozenset({"forest", "grassland", "cropland", "airport", "residential"})
+_SHADOW_STRENGTH = 150  # alpha of the shadow layer (0..255)
+_DEFAULT_SUN = (315.0, 50.0)  # lighting used for roof shading when a scene has no acquisition
+
+
+def point(img: Image.Image, lut: list[int]) -> Image.Image:
+    """``img.point(lut)`` for an integer LUT without Pillow's per-call Python rounding of all 256/768 entries."""
+    try:
+        img.load()
+        return img._new(img.im.point(lut, None))
+    except (AttributeError, TypeError):  # pragma: no cover - other Pillow internals: public (slower) path
+        return img.point(lut)
+
+
+@cache
+def _equal_lut(value: int) -> list[int]:
+    return [255 if v == value else 0 for v in range(256)]
+
+
+@cache
+def _furrow_lut() -> list[int]:
+    return [int(v * 0.72) for v in range(256)] * 3
+
+
+@cache
+def _shadow_lut() -> list[int]:
+    # shadows are lit by blue skylight only: darker, bluish
+    factors = (0.42, 0.46, 0.56)
+    return [int(v * f) for f in factors for v in range(256)]
+
+
+def _clamp(rgb: Sequence[float]) -> tuple[int, int, int]:
+    return (min(255, max(0, int(rgb[0]))), min(255, max(0, int(rgb[1]))), min(255, max(0, int(rgb[2]))))
+
+
+def _scaled(rgb: Sequence[int], f: float) -> tuple[int, int, int]:
+    return _clamp((rgb[0] * f, rgb[1] * f, rgb[2] * f))
+
+
+def _world_px(scene: Scene) -> tuple[int, int]:
+    """World pixel coordinates of the scene's top-left pixel (texture banks are anchored to the world)."""
+    return round(scene.origin[0] / scene.gsd), round(scene.origin[1] / scene.gsd)
+
+
+def _sun(scene: Scene) -> tuple[float, float]:
+    if scene.acquisition is None:
+        return _DEFAULT_SUN
+    return scene.acquisition.sun_azimuth, scene.acquisition.sun_elevation
+
+
+def shadow_polygons(obj: SceneObject, scene: Scene) -> list[list[tuple[float, float]]]:
+    """The ground shadow of ``obj`` in scene pixels as polygons whose union is the shadow (empty if none).
+
+    Solid objects sweep their outline along the shadow vector: the outline, its shifted copy and the band joining
+    their two extreme points across the sweep (exact for convex outlines). Thin objects (aircraft, bridges) cast
+    only the shifted copy. No acquisition or a flat object means no shadow.
+    """
+    acq = scene.acquisition
+    if acq is None or obj.height_m <= 0:
+        return []
+    dx, dy = shadow_offset(obj.height_m, acq.sun_azimuth, acq.sun_elevation, scene.gsd)
+    if dx * dx + dy * dy < 0.25:
+        return []
+    shifted = [(x + dx, y + dy) for x, y in obj.shape]
+    if STYLES[obj.category][obj.style or next(iter(STYLES[obj.category]))].thin:
+        return [shifted]
+    nx, ny = -dy, dx
+    proj = [x * nx + y * ny for x, y in obj.shape]
+    a = obj.shape[proj.index(min(proj))]
+    b = obj.shape[proj.index(max(proj))]
+    band = [(a[0], a[1]), (b[0], b[1]), (b[0] + dx, b[1] + dy), (a[0] + dx, a[1] + dy)]
+    return [[(x, y) for x, y in obj.shape], band, shifted]
+
+
+def _shadow_reach(scene: Scene) -> float:
+    """Longest shadow in pixels (objects this far outside a chunk may still darken it)."""
+    acq = scene.acquisition
+    if acq is None or not scene.objects:
+        return 0.0
+    tallest = max(o.height_m for o in scene.objects)
+    dx, dy = shadow_offset(tallest, acq.sun_azimuth, acq.sun_elevation, scene.gsd)
+    return math.hypot(dx, dy)
+
+
+class _ObjectIndex:
+    """Objects bucketed by chunk (with their shadow reach), so each chunk draws only what can touch it."""
+
+    def __init__(self, scene: Scene) -> None:
+        reach = _shadow_reach(scene) + 2.0
+        self.buckets: dict[tuple[int, int], list[SceneObject]] = {}
+        for obj in sorted(scene.objects, key=lambda o: (_layer(o.category), o.id)):
+            x1, y1, x2, y2 = obj.hbox
+            for cy in range(max(0, int((y1 - reach) // CHUNK)), int((y2 + reach) // CHUNK) + 1):
+                for cx in range(max(0, int((x1 - reach) // CHUNK)), int((x2 + reach) // CHUNK) + 1):
+                    self.buckets.setdefault((cx, cy), []).append(obj)
+
+    def get(self, cx: int, cy: int) -> list[SceneObject]:
+        return self.buckets.get((cx, cy), [])
+
+
+@cache
+def _layer(category: str) -> int:
+    from rszoo.data.synth.categories import CATEGORY_SPECS
+
+    return CATEGORY_SPECS[category].layer
+
+
+def _paste_textures(
+    img: Image.Image, raster: Image.Image, slots: dict[int, list[int]], wx: int, wy: int, season: tuple
+) -> None:
+    """Paste each material slot's texture through its mask (within the slot's box).
+
+    The slot with the largest box is pasted first without a mask over the whole window: every pixel it owns is
+    covered, and every other pixel is overwritten by its own slot afterwards.
+    """
+    w, h = img.size
+    order = sorted(slots, key=lambda s: (-(slots[s][2] - slots[s][0]) * (slots[s][3] - slots[s][1]), s))
+    for k, slot in enumerate(order):
+        material, variant = MATERIAL_ORDER[slot // 3], slot % 3
+        tint_season = season if material in _VEGETATION else (1.0, 1.0, 1.0)
+        if k == 0:
+            tex = texture_crop(material, wx, wy, w, h)
+            if not is_identity(material, variant, tint_season):
+                tex = point(tex, tint_lut(material, variant, tint_season))
+            img.paste(tex, (0, 0))
+            continue
+        x1, y1, x2, y2 = slots[slot]
+        if x2 <= x1 or y2 <= y1:
+            continue
+        mask = point(raster.crop((x1, y1, x2, y2)), _equal_lut(slot))
+        box = mask.getbbox()
+        if box is None:
+            continue
+        bx, by = x1 + box[0], y1 + box[1]
+        tex = texture_crop(material, wx + bx, wy + by, box[2] - box[0], box[3] - box[1])
+        if not is_identity(material, variant, tint_season):
+            tex = point(tex, tint_lut(material, variant, tint_season))
+        img.paste(tex, (bx, by), mask.crop(box))
+
+
+def _furrows(img: Image.Image, regions: Sequence[Region], gsd: float, x0: int, y0: int) -> None:
+    """Darker parallel lines in cropland regions (ploughing/sowing rows), spaced ~3 m, world-aligned per scene."""
+    w, h = img.size
+    spacing = max(2.0, 3.0 / gsd)
+    for region in regions:
+        if region.kind != "cropland":
+            continue
+        pts = np.asarray(region.polygon)
+        bx0, by0 = max(int(pts[:, 0].min()) - x0, 0), max(int(pts[:, 1].min()) - y0, 0)
+        bx1, by1 = min(int(pts[:, 0].max()) + 1 - x0, w), min(int(pts[:, 1].max()) + 1 - y0, h)
+        if bx1 <= bx0 or by1 <= by0:
+            continue
+        mask = Image.new("L", (bx1 - bx0, by1 - by0), 0)
+        ImageDraw.Draw(mask).polygon(pil_points(region.polygon, x0 + bx0, y0 + by0), fill=255)
+        lines = Image.new("L", mask.size, 0)
+        draw = ImageDraw.Draw(lines)
+        a = math.radians(region.angle)
+        nx, ny = -math.sin(a), math.cos(a)  # normal of the furrow direction
+        corners = [(x0 + bx0, y0 + by0), (x0 + bx1, y0 + by0), (x0 + bx0, y0 + by1), (x0 + bx1, y0 + by1)]
+        d = [cx * nx + cy * ny for cx, cy in corners]
+        ux, uy = math.cos(a), math.sin(a)
+        span = abs(bx1 - bx0) + abs(by1 - by0)
+        strength = 70 if region.variant == 2 else 45
+        for k in range(math.floor(min(d) / spacing), math.ceil(max(d) / spacing) + 1):
+            px, py = nx * k * spacing, ny * k * spacing
+            draw.line(
+                pil_points(
+                    [[px - ux * span - 0.0, py - uy * span], [px + ux * span, py + uy * span]],
+                    x0 + bx0,
+                    y0 + by0,
+                ),
+                fill=strength,
+            )
+        alpha = ImageChops.multiply(lines, mask)
+        dark = point(img.crop((bx0, by0, bx1, by1)), _furrow_lut())
+        img.paste(dark, (bx0, by0), alpha)
+
+
+def _markings(draw: ImageDraw.ImageDraw, scene: Scene, raster: Image.Image, x0: int, y0: int) -> None:
+    """Parking stall lines, apron stand lines and dashed road centre lines.
+
+    Lot and apron lines are painted only where both ends and the middle lie on their own surface in the layout
+    raster (a river or a road crossing a lot hides its lines).
+    """
+    gsd = scene.gsd
+    data, w, h = raster.tobytes(), raster.width, raster.height
+
+    def on(value: int, *pts: tuple[float, float]) -> bool:
+        for x, y in pts:
+            xi, yi = math.floor(x) - x0, math.floor(y) - y0
+            if not (0 <= xi < w and 0 <= yi < h) or data[yi * w + xi] != value:
+                return False
+        return True
+
+    for region in scene.regions:
+        if region.frame is None:
+            continue
+        if region.kind == "parking":
+            slot = slot_of("parking")
+            for x1, y1, x2, y2 in stall_lines(region.frame, region.angle, gsd):
+                if on(slot, (x1, y1), (x2, y2), ((x1 + x2) / 2, (y1 + y2) / 2)):
+                    draw.line(pil_points([[x1, y1], [x2, y2]], x0, y0), fill=(214, 214, 206), width=1)
+        elif region.kind == "apron":
+            slot = slot_of("apron")
+            width = max(1, round(0.4 / gsd))
+            a = math.radians(region.angle)
+            for stand in apron_stands(region.frame, region.angle, gsd):
+                h_ = math.radians(stand.heading)
+                reach = 45.0 / gsd
+                end = (stand.x + reach * math.cos(h_), stand.y + reach * math.sin(h_))
+                if on(slot, (stand.x, stand.y), end):
+                    draw.line(
+                        pil_points([[stand.x, stand.y], list(end)], x0, y0), fill=(214, 178, 52), width=width
+                    )
+            cx, cy, hu, hv = region.frame
+            taxi = hv - 10.0 / gsd
+            p1 = (cx - hu * math.cos(a) + taxi * math.sin(a), cy - hu * math.sin(a) - taxi * math.cos(a))
+            p2 = (cx + hu * math.cos(a) + taxi * math.sin(a), cy + hu * math.sin(a) - taxi * math.cos(a))
+            draw.line(pil_points([p1, p2], x0, y0), fill=(214, 178, 52), width=width)
+    for road in scene.roads:
+        if road.kind != "major-road":
+            continue
+        width = max(1, round(0.2 / gsd))
+        pts = np.asarray(road.points, dtype=np.float64)
+        # a dash over the first 40% of every world-aligned 10 m segment: continuous across tiles
+        ends = np.stack([pts[:-1], pts[:-1] + 0.4 * (pts[1:] - pts[:-1])], axis=1)
+        flat = (np.floor(ends).astype(np.int64) - np.array([x0, y0])).reshape(-1, 4).tolist()
+        for dash in flat:
+            draw.line(dash, fill=(226, 226, 218), width=width)
+
+
+def _draw_shadows(img: Image.Image, scene: Scene, objects: Sequence[SceneObject], x0: int, y0: int) -> None:
+    if scene.acquisition is None:
+        return
+    polys = [poly for obj in objects for poly in shadow_polygons(obj, scene)]
+    if not polys:
+        return
+    # snap every vertex in one vectorised pass, then draw polygon by polygon
+    counts = [len(poly) for poly in polys]
+    flat = (np.floor(np.concatenate(polys)).astype(np.int64) - np.array([x0, y0])).ravel().tolist()
+    mask = Image.new("L", img.size, 0)
+    draw = ImageDraw.Draw(mask)
+    pos = 0
+    for n in counts:
+        draw.polygon(flat[2 * pos : 2 * (pos + n)], fill=_SHADOW_STRENGTH)
+        pos += n
+    box = mask.getbbox()
+    if box is not None:
+        img.paste(point(img.crop(box), _shadow_lut()), box[:2], mask.crop(box))
+
+
+def _part_colour(rule: object, obj: SceneObject, lit_side: int) -> tuple[int, int, int]:
+    rgb = obj.rgb
+    if rule == "body":
+        return tuple(rgb)  # type: ignore[return-value]
+    if rule == "dark":
+        return _scaled(rgb, 0.62)
+    if rule == "light":
+        return _clamp((rgb[0] * 1.12 + 12, rgb[1] * 1.12 + 12, rgb[2] * 1.12 + 12))
+    if rule == "lit":
+        return _scaled(rgb, 1.1 if lit_side < 0 else 0.8)
+    if rule == "unlit":
+        return _scaled(rgb, 1.1 if lit_side > 0 else 0.8)
+    if rule == "surround":
+        if obj.category == "tennis-court" and obj.colour == "blue":
+            return (70, 124, 84)
+        return _scaled(rgb, 0.82)
+    return rule  # type: ignore[return-value]
+
+
+@cache
+def _unit_points(category: str, style: str) -> np.ndarray:
+    return STYLES[category][style].unit_points()
+
+
+def _style_name(obj: SceneObject) -> str:
+    return obj.style or next(iter(STYLES[obj.category]))
+
+
+def _draw_wake(wake: ImageDraw.ImageDraw, obj: SceneObject, x0: int, y0: int) -> None:
+    """A pale V-shaped wake behind the stern of a ship under way (on the water, outside its box)."""
+    a = math.radians(obj.angle)
+    c, s = math.cos(a), math.sin(a)
+    hl, length = obj.width / 2.0, obj.width
+    sx, sy = obj.center[0] - c * hl, obj.center[1] - s * hl
+    tail, spread = 1.1 * length, 0.28 * length
+    tip1 = (sx - c * tail - s * spread, sy - s * tail + c * spread)
+    tip2 = (sx - c * tail + s * spread, sy - s * tail - c * spread)
+    wake.polygon(pil_points([(sx, sy), tip1, tip2], x0, y0), fill=(214, 226, 230, 38))
+
+
+def _draw_objects(img: Image.Image, scene: Scene, objects: Sequence[SceneObject], x0: int, y0: int) -> None:
+    if not objects:
+        return
+    sun_az = math.radians(_sun(scene)[0])
+    to_sun = (math.sin(sun_az), -math.cos(sun_az))  # screen direction towards the sun
+    wakes = [o for o in objects if o.category == "ship" and o.context == "underway"]
+    if wakes:
+        wake = ImageDraw.Draw(img, "RGBA")
+        for obj in wakes:
+            _draw_wake(wake, obj, x0, y0)
+    draw = ImageDraw.Draw(img)
+    # transform every object's unit-frame vertices in one vectorised pass
+    units = [_unit_points(o.category, _style_name(o)) for o in objects]
+    counts = [len(u) for u in units]
+    params = np.empty((len(objects), 6), dtype=np.float64)
+    for k, o in enumerate(objects):
+        a = math.radians(o.angle)
+        c, s = math.cos(a), math.sin(a)
+        hl, hb = o.width / 2.0, o.height / 2.0
+        params[k] = (hl * c, hl * s, -hb * s, hb * c, o.center[0] - x0, o.center[1] - y0)
+    u = np.concatenate(units)
+    rep = np.repeat(params, counts, axis=0)
+    xs = np.floor(u[:, 0] * rep[:, 0] + u[:, 1] * rep[:, 2] + rep[:, 4] + x0).astype(np.int64) - x0
+    ys = np.floor(u[:, 0] * rep[:, 1] + u[:, 1] * rep[:, 3] + rep[:, 5] + y0).astype(np.int64) - y0
+    flat = np.stack([xs, ys], axis=1).ravel().tolist()
+    pos = 0
+    for obj, n_pts in zip(objects, counts):
+        style = STYLES[obj.category][_style_name(obj)]
+        a = math.radians(obj.angle)
+        # which half of a gable roof (-v or +v side of the ridge) faces the sun
+        lit_side = 1 if (-math.sin(a) * to_sun[0] + math.cos(a) * to_sun[1]) > 0 else -1
+        n = len(style.outline)
+        draw.polygon(flat[2 * pos : 2 * (pos + n)], fill=_part_colour(style.outline_colour, obj, lit_side))
+        start = pos + n
+        for part in style.parts:
+            k = len(part.points)
+            seg = flat[2 * start : 2 * (start + k)]
+            start += k
+            colour = _part_colour(part.colour, obj, lit_side)
+            if part.kind == "line":
+                draw.line(seg, fill=colour, width=1)
+            else:
+                draw.polygon(seg, fill=colour)
+        pos += n_pts
+
+
+@lru_cache(maxsize=64)
+def _radiometry_lut(sun_elevation: float, off_nadir: float) -> list[int]:
+    """Gain from the sun elevation and bluish haze from the off-nadir angle, as an RGB lookup table."""
+    gain = 0.82 + 0.22 * math.sin(math.radians(max(sun_elevation, 5.0)))
+    haze = min(0.3, 0.03 + 0.006 * off_nadir)
+    haze_rgb = np.array([170.0, 180.0, 196.0])[:, None]
+    v = np.arange(256, dtype=np.float64)[None, :]
+    out = np.floor(v * gain * (1 - haze) + haze_rgb * haze + 0.5)
+    return np.clip(out, NOISE_OFFSET, 255 - 2 * NOISE_OFFSET).astype(np.int64).ravel().tolist()
+
+
+def _render_chunk(
+    scene: Scene, x0: int, y0: int, w: int, h: int, objects: Sequence[SceneObject]
+) -> np.ndarray:
+    wx, wy = _world_px(scene)
+    wx, wy = wx + x0, wy + y0
+    raster, slots = layout_raster(
+        scene.regions, scene.rivers, scene.roads, scene.gsd, x0, y0, w, h, semantic=False
+    )
+    img = Image.new("RGB", (w, h))
+    _paste_textures(img, raster, slots, wx, wy, season_factor(scene.acquisition))
+    _furrows(img, scene.regions, scene.gsd, x0, y0)
+    draw = ImageDraw.Draw(img)
+    _markings(draw, scene, raster, x0, y0)
+    _draw_shadows(img, scene, objects, x0, y0)
+    _draw_objects(img, scene, objects, x0, y0)
+    acq = scene.acquisition
+    if acq is not None:
+        img = point(img, _radiometry_lut(round(acq.sun_elevation, 1), round(acq.off_nadir, 1)))
+    else:
+        img = point(img, _radiometry_lut(60.0, 0.0))
+    out = np.array(img)
+    # the radiometry LUT keeps values in [8, 239] and the noise is in [0, 16], so uint8 arithmetic cannot wrap
+    out += noise_crop(wx, wy, w, h)
+    out -= NOISE_OFFSET
+    if acq is not None and acq.cloud_cover > 0:
+        out = apply_clouds(out, scene, x0, y0)
+    return out
+
+
+def _chunks(scene: Scene, x: int, y: int, w: int, h: int) -> Iterator[tuple[int, int, int, int, int, int]]:
+    for cy in range(y // CHUNK, (y + h - 1) // CHUNK + 1):
+        for cx in range(x // CHUNK, (x + w - 1) // CHUNK + 1):
+            x0, y0 = cx * CHUNK, cy * CHUNK
+            yield cx, cy, x0, y0, min(CHUNK, scene.width - x0), min(CHUNK, scene.height - y0)
+
+
+def render_window(scene: Scene, x: int, y: int, w: int, h: int) -> np.ndarray:
+    """Render only the window ``(x, y, w, h)`` (pixels) of a scene: ``H x W x 3`` uint8.
+
+    Raises:
+        ValueError: if the window is empty or leaves the image.
+    """
+    if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > scene.width or y + h > scene.height:
+        raise ValueError(
+            f"window (x={x}, y={y}, w={w}, h={h}) must be non-empty and inside the {scene.width}x{scene.height} image"
+        )
+    index = _ObjectIndex(scene)
+    out = np.empty((h, w, 3), dtype=np.uint8)
+    for cx, cy, x0, y0, cw, ch in _chunks(scene, x, y, w, h):
+        tile = _render_chunk(scene, x0, y0, cw, ch, index.get(cx, cy))
+        ax, ay = max(x, x0), max(y, y0)
+        bx, by = min(x + w, x0 + cw), min(y + h, y0 + ch)
+        out[ay - y : by - y, ax - x : bx - x] = tile[ay - y0 : by - y0, ax - x0 : bx - x0]
+    return out
+
+
+def render(scene: Scene) -> np.ndarray:
+    """Render the whole scene: ``height x width x 3`` uint8 RGB."""
+    return render_window(scene, 0, 0, scene.width, scene.height)
+
+
+def iter_chunks(scene: Scene) -> Iterator[tuple[int, int, np.ndarray]]:
+    """Yield ``(x, y, tile)`` chunk by chunk (row-major): stream a large scene to disk without holding it whole."""
+    index = _ObjectIndex(scene)
+    for cx, cy, x0, y0, cw, ch in _chunks(scene, 0, 0, scene.width, scene.height):
+        yield x0, y0, _render_chunk(scene, x0, y0, cw, ch, index.get(cx, cy))
