@@ -58,9 +58,10 @@ class DataSection:
     """Training data. ``format`` picks the loader: ``messages`` (chat SFT JSONL) or ``grounding`` (GRPO prompts)."""
 
     format: str = "messages"
-    train: str = MISSING
+    train: str = MISSING  # a file, or several separated by commas
     val: str | None = None
     batch_size: int = 1
+    global_batch_size: int | None = None  # when set, trainer.accumulate_grad_batches is derived from it
     num_workers: int = 0
     max_train_samples: int | None = None
     max_val_samples: int | None = None
@@ -154,6 +155,9 @@ class EvalSection:
     data: str | None = None
     max_samples: int | None = None
     batch_size: int = 4
+    every_n_steps: int | None = (
+        None  # also evaluate during training (single-process / DDP runs), logged as eval/*
+    )
 
 
 @dataclass

@@ -220,7 +220,8 @@ def test_push_to_hub_uploads_exactly_the_saved_folder(tiny_model, monkeypatch):
 
     def fake_upload_folder(self, repo_id, folder_path, **kwargs):
         calls["files"] = sorted(os.listdir(folder_path))
-        calls["rszoo"] = json.loads(open(os.path.join(folder_path, "rszoo.json")).read())
+        with open(os.path.join(folder_path, "rszoo.json")) as fh:
+            calls["rszoo"] = json.load(fh)
         calls["revision"] = kwargs.get("revision")
         return "commit-url"
 

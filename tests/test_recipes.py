@@ -90,6 +90,8 @@ def test_every_shipped_recipe_runs_one_step(path, synth_data, tmp_path):
         f"data.train={data}",
         "data.val=null",
         "data.batch_size=1",
+        "data.num_workers=0",
+        "data.global_batch_size=null",
         "trainer.max_steps=1",
         "trainer.accumulate_grad_batches=1",
         "trainer.precision=32-true",

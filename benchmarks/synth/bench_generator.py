@@ -168,6 +168,16 @@ def bench(size: int, n: int, tmp: Path) -> dict[str, Any]:
     return result
 
 
+def calibration() -> dict[str, float]:
+    """Speed of this core on plain Python and numpy work, to compare results across machines."""
+    import timeit
+
+    py = min(timeit.repeat("sum(range(10**6))", number=5, repeat=5)) / 5
+    arr = np.random.default_rng(0).random((256, 256, 3))
+    npy = min(timeit.repeat(lambda: arr * 1.5 + 2.0, number=200, repeat=5)) / 200
+    return {"python_sum_range_1e6_ms": round(py * 1e3, 2), "numpy_axpb_256x256x3_us": round(npy * 1e6, 1)}
+
+
 def large(size: int = 4096) -> dict[str, Any]:
     t0 = time.process_time()
     scene = generate_large_scene(0, size, size)
@@ -231,6 +241,7 @@ def main() -> None:
     )
     parser.add_argument("--large", type=int, default=4096, help="side of the large scene")
     args = parser.parse_args()
+    calib = calibration()
     with tempfile.TemporaryDirectory() as tmp:
         r256 = bench(256, args.scenes, Path(tmp))
         r512 = bench(512, max(4, args.scenes // 2), Path(tmp))
@@ -270,6 +281,7 @@ def main() -> None:
             "unit": "scenes per second (process CPU time, single process)",
             "alternative": "naive: per-scene scipy-filtered noise textures composited with numpy masks, one numpy "
             "transform and one ImageDraw call per object part; same scene graphs, same text and PNG code",
+            "calibration": calib,
             "size_256": r256,
             "size_512": r512,
             "large": big,

@@ -34,6 +34,7 @@ _GENERIC = (
     "rszoo.cli.export",
     "rszoo.cli.publish",
     "rszoo.cli.demo",
+    "rszoo.cli.plan",
 )
 
 

@@ -246,6 +246,17 @@ def write_position_aware_cot(
             )
         )
 
+    superlative = facts.get("superlative")
+    if superlative and distractors:
+        steps.append(
+            rng.choice(
+                (
+                    f"Comparing the {_plural(category)}, the target is the {superlative} one.",
+                    f"Of these {_plural(category)}, the expression picks the {superlative}.",
+                )
+            )
+        )
+
     grid = target.get("grid") or grid_cell(record.box, record.width, record.height)
     place = _GRID_PHRASE[grid]
     steps.append(

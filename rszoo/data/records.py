@@ -23,7 +23,9 @@ position-aware reasoning. Schema (all keys present; ``anchor``/``relation`` are 
                 "grid": "top left", "hbox": [x1, y1, x2, y2]},
      "anchor": {"id": 7, "category": "building", "color": "grey", "size": "large", "hbox": [...]} | null,
      "relation": "left of" | "right of" | "above" | "below" | "next to" | null,
-     "distractors": 2}          # other objects of the target's category in the scene
+     "distractors": 2,          # other objects of the target's category in the scene
+     "superlative": "leftmost" | null,   # optional: how the expression disambiguates the target
+     "strategy": "relation", "uses": ["relation"]}   # optional (the synthetic world writes them)
 
 Grid cells are the 3x3 names "top left", "top", "top right", "left", "center", "right", "bottom left", "bottom",
 "bottom right".

@@ -150,3 +150,81 @@ class ResumeState(L.Callback):
             per_rank = int(data["consumed_global"]) // world
             self._batches_this_epoch = per_rank // max(1, trainer.datamodule.batch_size)
             self._resumed_mid_epoch = True
+
+
+class Throughput(L.Callback):
+    """Logs ``perf/step_time_s``, ``perf/tokens_per_s`` (all ranks) and ``perf/param_bytes_per_rank``.
+
+    Tokens are the non-padding tokens of the batch (``attention_mask``), summed over ranks; the step time is the wall
+    time between consecutive batch ends on rank 0 (data loading included).
+    """
+
+    def __init__(self) -> None:
+        self._last: float | None = None
+        self._param_bytes: float | None = None
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._last = None
+        local = 0
+        for p in pl_module.parameters():
+            data = p.to_local() if hasattr(p, "to_local") else p
+            local += data.numel() * data.element_size()
+        self._param_bytes = float(local)
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        import time
+
+        now = time.perf_counter()
+        tokens = _count_tokens(batch)
+        if trainer.world_size > 1:
+            import torch.distributed as dist
+
+            total = torch.tensor(float(tokens))
+            dist.all_reduce(total)
+            tokens = int(total)
+        if self._param_bytes is not None:  # Lightning does not take logs in on_train_start
+            pl_module.log("perf/param_bytes_per_rank", self._param_bytes, rank_zero_only=True)
+            self._param_bytes = None
+        if self._last is not None:
+            step = now - self._last
+            pl_module.log("perf/step_time_s", step, rank_zero_only=True)
+            pl_module.log("perf/tokens_per_s", tokens / step, rank_zero_only=True)
+        self._last = now
+
+
+def _count_tokens(batch: Any) -> int:
+    if isinstance(batch, dict) and "attention_mask" in batch:
+        return int(batch["attention_mask"].sum())
+    if isinstance(batch, dict) and "input_ids" in batch:  # packed rows have no mask
+        return int(batch["input_ids"].numel())
+    if isinstance(batch, list):  # GRPO: prompts (completions are counted by the stage's own metrics)
+        return sum(_count_tokens(item.get("inputs", {})) for item in batch if isinstance(item, dict))
+    return 0
+
+
+class PeriodicEval(L.Callback):
+    """Runs the task's evaluation every ``every_n_steps`` optimizer steps on rank 0 and logs ``eval/*`` metrics.
+
+    The network is evaluated as it is (greedy decoding, no gradients) and put back in training mode afterwards.
+    Sharded (FSDP2) runs evaluate at the end only: gathering the weights mid-training is a job for `rszoo export`.
+    """
+
+    def __init__(self, eval_cfg: Any, every_n_steps: int, out_dir: Any) -> None:
+        self.eval_cfg, self.every_n_steps, self.out_dir = eval_cfg, every_n_steps, Path(out_dir)
+        self.history: list[dict[str, float]] = []
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
+        step = trainer.global_step
+        if step == 0 or step % self.every_n_steps or getattr(pl_module, "is_sharded", False):
+            return
+        if trainer.is_global_zero:
+            metrics = pl_module.evaluate(self.eval_cfg, out_dir=self.out_dir / f"step{step}")
+            pl_module.network.train()
+            numeric = {k: float(v) for k, v in metrics.items() if isinstance(v, int | float)}
+            self.history.append({"step": step, **numeric})
+            for logger in trainer.loggers:
+                logger.log_metrics(
+                    {"eval/" + k.replace("@", "_at_"): v for k, v in numeric.items()}, step=step
+                )

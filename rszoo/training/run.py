@@ -47,7 +47,12 @@ def resolve_resume(resume: str | None, checkpoint_dir: Path) -> Path | None:
     if value in ("false", "none", "no", "0", ""):
         return None
     if value == "auto":
-        return latest_checkpoint(checkpoint_dir)
+        latest = latest_checkpoint(checkpoint_dir)
+        # a SLURM preemption checkpoint (Lightning's hpc_ckpt_N.ckpt in the run directory) wins if it is newer
+        hpc = sorted(checkpoint_dir.parent.glob("hpc_ckpt_*.ckpt"), key=lambda p: p.stat().st_mtime)
+        if hpc and (latest is None or hpc[-1].stat().st_mtime > latest.stat().st_mtime):
+            return hpc[-1]
+        return latest
     path = Path(str(resume))
     if path.is_dir():
         found = latest_checkpoint(path)
@@ -59,6 +64,18 @@ def resolve_resume(resume: str | None, checkpoint_dir: Path) -> Path | None:
             f"checkpoint.resume: {path} does not exist (use auto, false, or a checkpoint path)"
         )
     return path
+
+
+def _checkpoint_network_config(path: Path) -> str | None:
+    """The network config stored in a checkpoint, read without loading the weights."""
+    import torch
+
+    if path.is_dir():  # sharded: the small metadata file holds it
+        meta = path / "meta.pt"
+        state = torch.load(meta, map_location="cpu", weights_only=True) if meta.is_file() else {}
+    else:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    return state.get("rszoo_network_config")
 
 
 def _unsharded_network(task: Any, trainer: Any) -> Any:
@@ -100,13 +117,22 @@ def train(recipe: DictConfig, extra_callbacks: list[Any] | None = None) -> Train
     from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger
 
-    from rszoo.training.callbacks import ResumeState, latest_checkpoint
+    from rszoo.training.callbacks import PeriodicEval, ResumeState, Throughput, latest_checkpoint
+    from rszoo.training.cluster import batch_arithmetic, check_checkpoint_matches, check_devices
     from rszoo.training.strategies import build_strategy
     from rszoo.training.task import task_class
 
     run_dir = Path(recipe.output_dir)
     ckpt_dir = run_dir / "checkpoints"
     resolved = recipe_to_yaml(recipe)
+    cluster = recipe.cluster
+    check_devices(cluster.accelerator, cluster.devices, cluster.num_nodes)
+    accumulate, arithmetic = batch_arithmetic(
+        recipe.data.batch_size,
+        recipe.trainer.accumulate_grad_batches,
+        cluster.devices * cluster.num_nodes,
+        recipe.data.global_batch_size,
+    )
     L.seed_everything(recipe.seed, workers=True, verbose=False)
 
     task_cls = task_class(recipe.task)
@@ -125,6 +151,7 @@ def train(recipe: DictConfig, extra_callbacks: list[Any] | None = None) -> Train
     rank_zero = int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", "0"))) == 0
     if rank_zero:
         print(f"[rszoo] resolved recipe ({recipe.name}):\n{resolved}", flush=True)
+        print(f"[rszoo] {arithmetic}", flush=True)
         atomic_write_text(run_dir / "recipe.yaml", resolved)
 
     ckpt_path = resolve_resume(recipe.checkpoint.resume, ckpt_dir)
@@ -148,7 +175,10 @@ def train(recipe: DictConfig, extra_callbacks: list[Any] | None = None) -> Train
         ResumeState(ckpt_dir, recipe.checkpoint.keep_last),
         checkpointing,
         LearningRateMonitor("step"),
+        Throughput(),
     ]
+    if recipe.eval.data and recipe.eval.every_n_steps:
+        callbacks.append(PeriodicEval(recipe.eval, recipe.eval.every_n_steps, run_dir / "eval"))
     callbacks += list(extra_callbacks or [])
     trainer_cfg = recipe.trainer
     trainer = L.Trainer(
@@ -159,7 +189,7 @@ def train(recipe: DictConfig, extra_callbacks: list[Any] | None = None) -> Train
         precision=trainer_cfg.precision,
         max_steps=trainer_cfg.max_steps,
         max_epochs=trainer_cfg.max_epochs,
-        accumulate_grad_batches=trainer_cfg.accumulate_grad_batches,
+        accumulate_grad_batches=accumulate,
         gradient_clip_val=trainer_cfg.gradient_clip_val,
         val_check_interval=trainer_cfg.val_check_interval,
         check_val_every_n_epoch=None if trainer_cfg.val_check_interval else 1,
@@ -174,8 +204,10 @@ def train(recipe: DictConfig, extra_callbacks: list[Any] | None = None) -> Train
         logger=loggers,
         callbacks=callbacks,
     )
-    if ckpt_path is not None and rank_zero:
-        print(f"[rszoo] resuming from {ckpt_path}", flush=True)
+    if ckpt_path is not None:
+        check_checkpoint_matches(_checkpoint_network_config(ckpt_path), task.model_config(), ckpt_path)
+        if rank_zero:
+            print(f"[rszoo] resuming from {ckpt_path}", flush=True)
     if mlflow_logger is not None and trainer.is_global_zero:
         mlflow_logger.experiment.log_text(mlflow_logger.run_id, resolved, "recipe.yaml")
         atomic_write_text(run_dir / "mlflow_run_id.txt", mlflow_logger.run_id + "\n")

@@ -198,6 +198,28 @@ class BaseTask(L.LightningModule):
             for root in [self.network.sharding_root(), *self.stage.extra_modules()]:
                 shard_network(root, units, mesh, self.sharding)
 
+    def model_config(self) -> Any:
+        """The network's config without building the network (from ``init_from`` or the preset)."""
+        from rszoo.config import ModelConfig
+
+        hp = self.hparams
+        overrides = dict(hp.model_overrides or {})
+        if not hp.init_from:
+            return ModelConfig.from_name(hp.model, **overrides)
+        from rszoo.models.base import resolve_pretrained
+
+        directory = resolve_pretrained(hp.init_from)
+        try:
+            saved = ModelConfig.from_checkpoint(directory)
+        except FileNotFoundError:  # a plain transformers folder
+            family_cls = ModelConfig.family_class(hp.model.split("-", 1)[0])
+            saved = family_cls.network_class()._foreign_config(directory)
+        return (
+            type(saved).from_dict({**saved.to_dict(), **overrides}, source=str(directory))
+            if overrides
+            else saved
+        )
+
     def sharding_unit_types(self) -> set[type]:
         """The network's sharding unit classes, found on a meta-device build (nothing is allocated)."""
         with torch.device("meta"):
@@ -241,14 +263,22 @@ class BaseTask(L.LightningModule):
         """The data module for a recipe's ``data`` section (``fraction`` keeps a seeded subset, as the paper's 40%)."""
         from rszoo.training.data import TaskDataModule
 
-        train = self.load_rows(data.format, data.train, data.max_train_samples)
+        train = [
+            row
+            for path in _paths(data.train)
+            for row in self.load_rows(data.format, path, data.max_train_samples)
+        ]
         if not 0 < data.fraction <= 1:
             raise ValueError(f"data.fraction must be in (0, 1], got {data.fraction}")
         if data.fraction < 1:
             keep = max(1, int(len(train) * data.fraction))
             order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed)).tolist()
             train = [train[i] for i in sorted(order[:keep])]
-        val = self.load_rows(data.format, data.val, data.max_val_samples) if data.val else None
+        val = [
+            row
+            for path in _paths(data.val)
+            for row in self.load_rows(data.format, path, data.max_val_samples)
+        ] or None
         return TaskDataModule(
             train,
             val,
@@ -317,6 +347,11 @@ class BaseTask(L.LightningModule):
         lr_lambda = _Schedule(sched["name"], warmup, total, float(sched["min_lr_ratio"]))
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def _paths(value: str | None) -> list[str]:
+    """``data.train`` / ``data.val``: one path, or several separated by commas."""
+    return [p.strip() for p in str(value).split(",") if p.strip()] if value else []
 
 
 class _Schedule:

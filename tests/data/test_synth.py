@@ -371,3 +371,28 @@ def test_bitemporal_pair_changes_are_consistent() -> None:
             if oid not in touched:
                 assert ids0[oid] == ids1[oid]
     assert {"removed", "moved", "added"} <= kinds
+
+
+def test_overlap_test_agrees_with_shapely() -> None:
+    import random
+
+    from rszoo.data.synth.geometry import obb_corners, polys_overlap
+
+    rng = random.Random(0)
+    for _ in range(3000):
+        a = obb_corners(
+            rng.uniform(0, 50),
+            rng.uniform(0, 50),
+            rng.uniform(1, 30),
+            rng.uniform(1, 30),
+            rng.uniform(-180, 180),
+        )
+        b = obb_corners(
+            rng.uniform(0, 50),
+            rng.uniform(0, 50),
+            rng.uniform(1, 30),
+            rng.uniform(1, 30),
+            rng.uniform(-180, 180),
+        )
+        expected = Polygon(a).intersection(Polygon(b)).area > 1e-9
+        assert polys_overlap(a, b) == polys_overlap(a, b, rectangles=True) == expected

@@ -136,7 +136,7 @@ def test_messages_follow_the_records_format(dataset: tuple[Path, dict]) -> None:
     for record in records.values():
         img = Image.open(out / record.image)
         assert img.size == (record.width, record.height)
-        assert record.facts["target_id"] >= 0 and record.source == "synth"
+        assert record.facts["target"]["id"] >= 0 and record.source == "synth"
 
 
 def test_task_subset_and_bad_task(tmp_path: Path) -> None:

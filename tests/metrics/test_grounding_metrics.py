@@ -229,11 +229,9 @@ def _ddp_worker(rank: int, world: int, init_file: str, queue) -> None:
 
 
 @pytest.mark.distributed
-@pytest.mark.skipif("fork" not in mp.get_all_start_methods(), reason="needs the fork start method (Linux)")
 def test_grounding_accuracy_syncs_across_two_processes(tmp_path) -> None:
-    ctx = mp.get_context(
-        "fork"
-    )  # forked children reuse the parent's imports (no 10 s torchmetrics re-import)
+    # spawn, not fork: forking a process whose torch thread pools already ran (pytest-xdist workers) can deadlock
+    ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     procs = [ctx.Process(target=_ddp_worker, args=(r, 2, str(tmp_path / "init"), queue)) for r in range(2)]
     for p in procs:
@@ -241,7 +239,7 @@ def test_grounding_accuracy_syncs_across_two_processes(tmp_path) -> None:
     for (
         p
     ) in procs:  # results are a few floats, far below the pipe buffer, so joining first cannot block on put()
-        p.join(timeout=120)
+        p.join(timeout=240)
     exitcodes = [p.exitcode for p in procs]
     for p in procs:
         if p.exitcode is None:  # hung: stop the rank this test started

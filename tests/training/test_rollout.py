@@ -18,6 +18,17 @@ L = 12  # max completion length
 EOS_BIAS = 4.0  # added to the EOS logit so that some rollouts end early and some are truncated
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _single_thread():
+    """Tiny models gain nothing from intra-op threads, and spinning threads crawl on a busy 2-core machine."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 def _image(width: int, height: int, seed: int = 0):
     from PIL import Image
 
@@ -62,7 +73,7 @@ def rollouts(net, prompt):
 
 def _batched_logps(hf, prompt, ids, mask, temperature):
     """Independent reference: one batched forward over G copies of prompt + image + right-padded completion."""
-    group, width = ids.shape
+    group = ids.shape[0]
     length = prompt["input_ids"].shape[1]
     out = hf(
         input_ids=torch.cat([prompt["input_ids"].expand(group, -1), ids], 1),

@@ -112,29 +112,25 @@ def boxes_overlap(a: Sequence[float], b: Sequence[float], pad: float = 0.0) -> b
     return a[0] - pad < b[2] and b[0] - pad < a[2] and a[1] - pad < b[3] and b[1] - pad < a[3]
 
 
-def polys_overlap(p: Sequence[Point], q: Sequence[Point], pad: float = 0.0) -> bool:
-    """Separating-axis test for two convex polygons; ``pad`` pixels of clearance are required to count as apart."""
+def polys_overlap(p: Sequence[Point], q: Sequence[Point], pad: float = 0.0, rectangles: bool = False) -> bool:
+    """Separating-axis test for two convex polygons; ``pad`` pixels of clearance are required to count as apart.
+
+    With ``rectangles=True`` only the first two edges of each polygon are tried (opposite edges of a rectangle give
+    the same axis), halving the work for oriented boxes.
+    """
     for poly in (p, q):
-        n = len(poly)
+        n = 2 if rectangles else len(poly)
         for i in range(n):
             x1, y1 = poly[i][0], poly[i][1]
-            x2, y2 = poly[(i + 1) % n][0], poly[(i + 1) % n][1]
+            x2, y2 = poly[(i + 1) % len(poly)][0], poly[(i + 1) % len(poly)][1]
             nx, ny = y1 - y2, x2 - x1
             norm = math.hypot(nx, ny)
             if norm == 0.0:
                 continue
             nx, ny = nx / norm, ny / norm
-            pmin = pmax = p[0][0] * nx + p[0][1] * ny
-            for pt in p[1:]:
-                d = pt[0] * nx + pt[1] * ny
-                pmin = min(pmin, d)
-                pmax = max(pmax, d)
-            qmin = qmax = q[0][0] * nx + q[0][1] * ny
-            for pt in q[1:]:
-                d = pt[0] * nx + pt[1] * ny
-                qmin = min(qmin, d)
-                qmax = max(qmax, d)
-            if pmax + pad <= qmin or qmax + pad <= pmin:
+            dp = [pt[0] * nx + pt[1] * ny for pt in p]
+            dq = [pt[0] * nx + pt[1] * ny for pt in q]
+            if max(dp) + pad <= min(dq) or max(dq) + pad <= min(dp):
                 return False
     return True
 

@@ -317,6 +317,10 @@ class Scene:
                 return obj
         raise KeyError(f"scene {self.id!r} has no object with id {object_id}")
 
+    def object_mask(self, object_id: int) -> np.ndarray:
+        """Full-image boolean mask of one object (its outline rasterised at the scene's size)."""
+        return self.object_by_id(object_id).mask(self.height, self.width)
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (lists and plain numbers only)."""
         return {

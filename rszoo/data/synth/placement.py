@@ -32,7 +32,6 @@ from rszoo.data.synth.geometry import (
     order_poly,
     polys_overlap,
     round2,
-    round_points,
 )
 from rszoo.data.synth.graph import Polyline, Region, SceneObject
 from rszoo.data.synth.raster import layout_raster
@@ -205,7 +204,9 @@ class Placer:
                 if oid in seen:
                     continue
                 seen.add(oid)
-                if boxes_overlap(box, boxes[oid], pad) and polys_overlap(corners, self._corners[oid], pad):
+                if boxes_overlap(box, boxes[oid], pad) and polys_overlap(
+                    corners, self._corners[oid], pad, rectangles=True
+                ):
                     return True
         return False
 
@@ -285,9 +286,14 @@ class Placer:
         if style is None:
             style = next(iter(STYLES[category]))
         poly = order_poly(corners)
-        outline = np.asarray(STYLES[category][style].outline, dtype=np.float64)
-        m = np.array([[length / 2 * c, length / 2 * s], [-breadth / 2 * s, breadth / 2 * c]])
-        shape = round_points(outline @ m + np.array([cx, cy]))
+        # unit frame -> pixels in plain Python: outlines have 4-24 vertices, too few for numpy to pay off
+        hlc, hls, hbs, hbc = length / 2 * c, length / 2 * s, breadth / 2 * s, breadth / 2 * c
+        shape = [
+            [round(cx + u * hlc - v * hbs, 2) + 0.0, round(cy + u * hls + v * hbc, 2) + 0.0]
+            for u, v in STYLES[category][style].outline
+        ]
+        pxs = [q[0] for q in poly]
+        pys = [q[1] for q in poly]
         if rgb is None:
             base = category_rgb(category, colour)
             rgb = tuple(min(255, max(0, v + d)) for v, d in zip(base, jitter))  # type: ignore[assignment]
@@ -303,10 +309,10 @@ class Placer:
             angle=round2(angle),
             poly=poly,
             hbox=[
-                round2(max(0.0, min(p[0] for p in poly))),
-                round2(max(0.0, min(p[1] for p in poly))),
-                round2(min(float(self.width), max(p[0] for p in poly))),
-                round2(min(float(self.height), max(p[1] for p in poly))),
+                max(0.0, min(pxs)),
+                max(0.0, min(pys)),
+                min(float(self.width), max(pxs)),
+                min(float(self.height), max(pys)),
             ],
             shape=shape,
             height_m=round(height_m, 2),
@@ -442,6 +448,31 @@ class Placer:
         t = math.radians(angle)
         return cx + a * math.cos(t) - b * math.sin(t), cy + a * math.sin(t) + b * math.cos(t)
 
+    def _visible(
+        self, frame: BlockInfo | tuple[float, float, float], hu: float, hv: float
+    ) -> tuple[float, float, float, float] | None:
+        """The part ``(a0, a1, b0, b1)`` of a frame's rectangle ``[-hu, hu] x [-hv, hv]`` whose points can map into
+        the image (bounding box, in frame coordinates, of the image rectangle), or ``None`` if it is all outside.
+
+        Candidate centres are drawn only there: a block larger than the tile wastes no attempts off-image.
+        """
+        if isinstance(frame, BlockInfo):
+            cx, cy, angle = frame.center[0], frame.center[1], frame.angle
+        else:
+            cx, cy, angle = frame
+        t = math.radians(angle)
+        c, s = math.cos(t), math.sin(t)
+        as_, bs = [], []
+        for x, y in ((0.0, 0.0), (self.width, 0.0), (0.0, self.height), (self.width, self.height)):
+            dx, dy = x - cx, y - cy
+            as_.append(dx * c + dy * s)
+            bs.append(-dx * s + dy * c)
+        a0, a1 = max(-hu, min(as_)), min(hu, max(as_))
+        b0, b1 = max(-hv, min(bs)), min(hv, max(bs))
+        if a0 > a1 or b0 > b1:
+            return None
+        return a0, a1, b0, b1
+
     def _bridge(self, site: BridgeSite) -> None:
         length_m = (site.river_width / site.crossing_sin) * self.gsd + 14.0
         breadth_m = site.road_width * self.gsd + 3.0
@@ -524,13 +555,19 @@ class Placer:
 
     def _industrial(self, block: BlockInfo) -> None:
         rng = self.rng
-        hu, hv = block.half_u, block.half_v
         gsd = self.gsd
+        seen = self._visible(block, block.half_u, block.half_v)
+        if seen is None:
+            return
+        a0, a1, b0, b1 = seen
+        # sampling area: the visible part of the block, as half extents around its middle
+        ma, mb = (a0 + a1) / 2, (b0 + b1) / 2
+        hu, hv = (a1 - a0) / 2, (b1 - b0) / 2
         for _ in range(self._count(1.8)):
             length_m = rng.uniform(24.0, 80.0)
             breadth_m = length_m * rng.uniform(0.45, 0.8)
             for _attempt in range(6):
-                x, y = self._point(block, rng.uniform(-hu, hu), rng.uniform(-hv, hv))
+                x, y = self._point(block, ma + rng.uniform(-hu, hu), mb + rng.uniform(-hv, hv))
                 if self.place(
                     "building",
                     x,
@@ -548,7 +585,7 @@ class Placer:
             diameter = rng.uniform(9.0, 36.0)
             nx, ny = rng.randint(1, 4), rng.randint(1, 3)
             spacing = diameter * rng.uniform(1.25, 1.5) / gsd
-            ca, cb = rng.uniform(-hu, hu) * 0.6, rng.uniform(-hv, hv) * 0.6
+            ca, cb = ma + rng.uniform(-hu, hu) * 0.6, mb + rng.uniform(-hv, hv) * 0.6
             colour = "white" if rng.random() < 0.75 else "gray"
             style = "floating" if rng.random() < 0.7 else "dome"
             for ix in range(nx):
@@ -573,7 +610,7 @@ class Placer:
         if rng.random() < 0.6 * min(1.0, self.density):
             n = rng.randint(2, 6)
             length_m = rng.uniform(9.0, 17.0)
-            ca, cb = rng.uniform(-hu, hu) * 0.8, rng.uniform(-hv, hv) * 0.8
+            ca, cb = ma + rng.uniform(-hu, hu) * 0.8, mb + rng.uniform(-hv, hv) * 0.8
             heading = block.angle + rng.choice((90.0, -90.0))
             for k in range(n):
                 x, y = self._point(block, ca + k * 4.0 / gsd, cb)
@@ -589,7 +626,7 @@ class Placer:
                     style="truck",
                 )
         for _ in range(self._count(2.0)):
-            x, y = self._point(block, rng.uniform(-hu, hu), rng.uniform(-hv, hv))
+            x, y = self._point(block, ma + rng.uniform(-hu, hu), mb + rng.uniform(-hv, hv))
             self.place(
                 "small-vehicle",
                 x,
@@ -608,6 +645,13 @@ class Placer:
         hu, hv = block.half_u, block.half_v
         apartments = rng.random() < 0.28
         fill = min(1.0, rng.uniform(0.6, 0.95) * self.density)
+        seen = self._visible(block, hu, hv)
+        if seen is None:
+            return
+        a0, a1, b0, b1 = seen
+        reach = (
+            50.0 / gsd
+        )  # a house centre lies within this of its side line, and spans at most this along it
         # (side centre offset a, b), direction along the side (unit in block frame), outward normal, half extent
         sides = (
             ((0.0, -hv), (1.0, 0.0), (0.0, -1.0), hu),
@@ -616,8 +660,14 @@ class Placer:
             ((hu, 0.0), (0.0, 1.0), (1.0, 0.0), hv),
         )
         for (sa, sb), (da, db), (na, nb), half in sides:
-            pos = -half
-            while pos < half:
+            # walk only the stretch of the side that can be in the image
+            lo, hi = (a0, a1) if da else (b0, b1)
+            across = sb if da else sa
+            if not ((b0 if da else a0) - reach <= across <= (b1 if da else a1) + reach):
+                continue
+            pos = max(-half, lo - reach)
+            end = min(half, hi + reach)
+            while pos < end:
                 if apartments:
                     length_m, depth_m = rng.uniform(20.0, 45.0), rng.uniform(11.0, 16.0)
                     style = "flat" if rng.random() < 0.7 else "l-shape"
@@ -696,6 +746,13 @@ class Placer:
         gsd = self.gsd
         if rng.random() > chance * min(1.0, self.density):
             return
+        seen = self._visible(frame, hu, hv)
+        if seen is None:
+            return
+        a0, a1, b0, b1 = seen
+        ma, mb = (a0 + a1) / 2, (b0 + b1) / 2
+        frame = (*self._point(frame, ma, mb), frame[2])  # re-centre on the visible part
+        hu, hv = (a1 - a0) / 2, (b1 - b0) / 2
         angle = frame[2]
         if rng.random() < 0.7:
             n = rng.randint(1, 4)

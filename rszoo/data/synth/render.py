@@ -16,7 +16,7 @@ Example:
     >>> img = render(scene)
     >>> img.shape, img.dtype.name
     ((96, 96, 3), 'uint8')
-    >>> (render_window(scene, 10, 20, 30, 40) == img[20:60, 10:40]).all()
+    >>> bool((render_window(scene, 10, 20, 30, 40) == img[20:60, 10:40]).all())
     True
 """
 

@@ -169,6 +169,7 @@ class _Index:
         self.pos = {o.id: k for k, o in enumerate(self.objects)}
         self._rel: dict[str, np.ndarray] | None = None
         self._simple: dict[int, list[tuple[list[str], str | None]]] = {}
+        self._counts: dict[tuple[str, ...], Counter[tuple]] = {}
         self._landcover: tuple[list[tuple[str, float]], bool, bool] | None = None
         # the clear winner of each superlative per category (same rule as relations.superlative_holds)
         self.winners: dict[str, dict[str, int]] = {}
@@ -209,18 +210,22 @@ class _Index:
             self._rel = relation_matrix(boxes)
         return self._rel
 
-    def matches(
-        self, candidates: list[SceneObject], obj: SceneObject, uses: Sequence[str]
-    ) -> list[SceneObject]:
-        out = candidates
-        if "colour" in uses:
-            out = [o for o in out if o.colour == obj.colour]
-        if "size_class" in uses:
-            out = [o for o in out if o.size_class == obj.size_class]
-        if "cell" in uses:
-            cell = self.cells[obj.id]
-            out = [o for o in out if self.cells[o.id] == cell]
-        return out
+    def key(self, obj: SceneObject, uses: Sequence[str]) -> tuple:
+        """The attribute tuple an expression using ``uses`` says about ``obj`` (category first)."""
+        return (
+            obj.category,
+            obj.colour if "colour" in uses else None,
+            obj.size_class if "size_class" in uses else None,
+            self.cells[obj.id] if "cell" in uses else None,
+        )
+
+    def count(self, obj: SceneObject, uses: Sequence[str]) -> int:
+        """How many objects share what ``uses`` says about ``obj`` (counted once per ``uses``, then O(1))."""
+        key = tuple(uses)
+        counter = self._counts.get(key)
+        if counter is None:
+            counter = self._counts[key] = Counter(self.key(o, uses) for o in self.objects)
+        return counter[self.key(obj, uses)]
 
 
 def _object_facts(ix: _Index, obj: SceneObject) -> dict[str, Any]:
@@ -241,13 +246,13 @@ def _simple_descriptions(ix: _Index, obj: SceneObject) -> list[tuple[list[str], 
         return [([], None)]
     out: list[tuple[list[str], str | None]] = []
     for uses in (["colour"], ["size_class"], ["size_class", "colour"]):
-        if len(ix.matches(same, obj, uses)) == 1:
+        if ix.count(obj, uses) == 1:
             out.append((uses, None))
     for sup, winner in ix.winners.get(obj.category, {}).items():
         if winner == obj.id:
             out.append(([], sup))
     for uses in (["cell"], ["colour", "cell"]):
-        if len(ix.matches(same, obj, uses)) == 1:
+        if ix.count(obj, uses) == 1:
             out.append((uses, None))
     return out
 

@@ -267,6 +267,36 @@ def _check_common(num: int, seed: int, size: int, what: str) -> None:
         raise ValueError(f"seed must be an integer, got {seed!r}")
 
 
+def _fact_object(f: dict[str, Any], id_key: str) -> dict[str, Any]:
+    return {
+        "id": f[id_key],
+        "category": f["category"],
+        "color": f["colour"],
+        "size": f["size_class"],
+        "grid": f["cell"],
+        "hbox": f["hbox"],
+    }
+
+
+def record_facts(facts: dict[str, Any]) -> dict[str, Any]:
+    """A referring expression's facts in the grounding-record schema of :mod:`rszoo.data.records`.
+
+    The generator's own facts (``target_id``, ``colour``, ``size_class``, ``cell`` ...) are what :func:`resolve`
+    checks; records use the documented, generator-independent schema (``target``/``anchor`` objects), plus
+    ``superlative``, ``strategy`` and ``uses`` describing how the expression disambiguates its target.
+    """
+    anchor = facts.get("anchor")
+    return {
+        "target": _fact_object(facts, "target_id"),
+        "anchor": _fact_object(anchor, "id") if anchor else None,
+        "relation": facts.get("relation") if anchor else None,
+        "distractors": facts["distractors"],
+        "superlative": facts.get("superlative"),
+        "strategy": facts.get("strategy"),
+        "uses": list(facts.get("uses", [])),
+    }
+
+
 def write_dataset(
     out_dir: str | Path,
     num_scenes: int = 64,
@@ -356,7 +386,7 @@ def write_dataset(
                         category=e["category"],
                         unique=e["unique"],
                         source="synth",
-                        facts=e["facts"],
+                        facts=record_facts(e["facts"]),
                     )
                     grounding_fh.write(_dump(record.to_dict()))
                     n_grounding += 1

@@ -107,18 +107,6 @@ class RSGroundR1(BaseTask):
     stages = {"cot_sft": SFTStage, "grpo": GRPOStage}
     data_formats = ("messages", "grounding")
 
-    def _question_template(self) -> str:
-        from rszoo.config import ModelConfig
-
-        hp = self.hparams
-        if hp.init_from:
-            try:
-                return ModelConfig.from_checkpoint(hp.init_from).question_template
-            except FileNotFoundError:  # a plain transformers folder: the default template
-                pass
-        name = hp.model if "-" in hp.model else f"{hp.model}-tiny"
-        return ModelConfig.from_name(name, **(hp.model_overrides or {})).question_template
-
     def load_rows(self, fmt: str, path: str, max_samples: int | None = None) -> list[dict[str, Any]]:
         if fmt != "grounding":
             return super().load_rows(fmt, path, max_samples)
@@ -129,7 +117,7 @@ class RSGroundR1(BaseTask):
             print(f"[rszoo] {report.summary()}")
         if not records:
             raise ValueError(f"{path}: no usable grounding records ({report.summary()})")
-        return grounding_prompt_rows(records[:max_samples], self._question_template())
+        return grounding_prompt_rows(records[:max_samples], self.model_config().question_template)
 
     def evaluate(self, eval_cfg: Any, out_dir: Any, network: Any = None) -> dict[str, Any]:
         """Grounding accuracy of the trained network on ``eval_cfg.data`` (grounding JSONL)."""
