@@ -5,7 +5,7 @@ The public API is small and stable:
 * :func:`list_models` — preset names (``<model>-<size>``), with fnmatch wildcards;
 * :func:`create_model` — build a network (a plain ``nn.Module``) from a preset, with config overrides;
 * :func:`load_model` — load any saved rszoo model folder or Hub id;
-* the paper LightningModules :class:`RSGroundR1` (more follow), each with ``from_pretrained``;
+* the paper LightningModules :class:`RSGroundR1` and :class:`RSCoVLM` (more follow), each with ``from_pretrained``;
 * :mod:`rszoo.registry` — ``MODELS``, ``BACKBONES``, ``TOKENIZERS``, ``REWARDS``, ``METRICS`` ... with ``.build`` and ``.list``.
 
 ``import rszoo`` is light: torch, transformers and Lightning are imported only when a model is built.
@@ -23,13 +23,14 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["RSGroundR1", "__version__", "create_model", "list_models", "load_model", "registry"]
+__all__ = ["RSCoVLM", "RSGroundR1", "__version__", "create_model", "list_models", "load_model", "registry"]
 
 if TYPE_CHECKING:  # pragma: no cover
+    from rszoo.models.rscovlm.task import RSCoVLM
     from rszoo.models.rsground_r1.task import RSGroundR1
 
 # Paper LightningModules, imported on first attribute access (they pull in Lightning).
-_LAZY = {"RSGroundR1": "rszoo.models.rsground_r1.task"}
+_LAZY = {"RSGroundR1": "rszoo.models.rsground_r1.task", "RSCoVLM": "rszoo.models.rscovlm.task"}
 
 
 def __getattr__(name: str) -> Any:

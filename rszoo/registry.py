@@ -159,6 +159,7 @@ MODELS = Registry(
     "model",
     modules=[
         "rszoo.models.rsground_r1.config",
+        "rszoo.models.rscovlm.config",
     ],
 )
 BACKBONES = Registry("backbone", modules=["rszoo.backbones.qwen_vl"])

@@ -74,7 +74,8 @@ def test_shipped_registries_are_populated():
     assert {"qwen2_5_vl-3b", "qwen2_5_vl-7b", "qwen3_vl-8b"} <= set(registry.BACKBONES.list())
     assert {"format", "iou", "giou", "diou", "center_distance", "positional"} <= set(registry.REWARDS.list())
     assert "grounding" in registry.METRICS.list()
-    assert {"auto", "ddp"} <= set(registry.STRATEGIES.list())
+    assert {"auto", "ddp", "fsdp2", "fsdp1"} <= set(registry.STRATEGIES.list())
+    assert {"synth", "dior_rsvg", "vrsbench_vg", "rrsisd", "grounding_jsonl"} <= set(registry.DATASETS.list())
     assert "qwen_tiny" in registry.TOKENIZERS.list()
     reward = registry.REWARDS.build("positional", weight=0.1, alpha=2.5)
     assert reward.weight == 0.1

@@ -100,6 +100,8 @@ class PhaseClock:
         self.current: dict[str, float] = defaultdict(float)
         self.steps: list[dict[str, float]] = []
         self.step_times: list[float] = []
+        self.step_cpu_times: list[float] = []
+        self._last_cpu: float | None = None
         self._children: list[float] = []
         self._last_end: float | None = None
 
@@ -127,12 +129,16 @@ class PhaseClock:
     def start(self) -> None:
         """Training starts: the first step is measured from here (it is a warm-up step and discarded)."""
         self._last_end = time.perf_counter()
+        self._last_cpu = time.process_time()
 
     def end_step(self) -> None:
         """An optimizer step ended: its time runs from the previous step's end (data loading included)."""
         now = time.perf_counter()
         total = now - (self._last_end if self._last_end is not None else now)
         self._last_end = now
+        cpu = time.process_time()
+        self.step_cpu_times.append(cpu - (self._last_cpu if self._last_cpu is not None else cpu))
+        self._last_cpu = cpu
         phases = {p: self.current.get(p, 0.0) for p in PHASES}
         phases["other"] = total - sum(phases.values())
         self.step_times.append(total)
@@ -161,6 +167,8 @@ def summarise(clock: PhaseClock, warmup: int, lengths: list[float], weights: flo
     return {
         "step_times_s": clock.step_times,
         "median_step_s": statistics.median(kept),
+        "step_cpu_times_s": clock.step_cpu_times,
+        "median_step_cpu_s": statistics.median(clock.step_cpu_times[warmup:]),
         "phases_median_s": {p: statistics.median(s[p] for s in phases) for p in (*PHASES, "other")},
         "mean_completion_length": float(np.mean(lengths)) if lengths else None,
         "initial_weights_checksum": weights,
@@ -408,7 +416,8 @@ def measure_point(args: argparse.Namespace, side: int, group: int, workdir: Path
             steps = [round(t, 3) for t in run["step_times_s"]]
             print(
                 f"threads={torch.get_num_threads()} G={group} {visual_tokens(side):4d} tokens  {name:5s} "
-                f"round {round_}: median step {run['median_step_s']:.3f} s  (steps {steps})",
+                f"round {round_}: median step {run['median_step_s']:.3f} s wall, {run['median_step_cpu_s']:.3f} s "
+                f"CPU (wall steps {steps}, load {load:.1f})",
                 flush=True,
             )
     checksums = {r["initial_weights_checksum"] for side_runs in runs.values() for r in side_runs}
@@ -422,9 +431,15 @@ def measure_point(args: argparse.Namespace, side: int, group: int, workdir: Path
     }
     for name, side_runs in runs.items():
         best = min(side_runs, key=lambda r: r["median_step_s"])
-        point[name] = {**best, "median_step_s_per_round": [r["median_step_s"] for r in side_runs]}
+        point[name] = {
+            **best,
+            "median_step_s_per_round": [r["median_step_s"] for r in side_runs],
+            "median_step_cpu_s_per_round": [r["median_step_cpu_s"] for r in side_runs],
+            "best_median_step_cpu_s": min(r["median_step_cpu_s"] for r in side_runs),
+        }
     point["speedup"] = point["trl"]["median_step_s"] / point["rszoo"]["median_step_s"]
-    print(f"  -> trl / rszoo = {point['speedup']:.2f}x", flush=True)
+    point["speedup_cpu"] = point["trl"]["best_median_step_cpu_s"] / point["rszoo"]["best_median_step_cpu_s"]
+    print(f"  -> trl / rszoo = {point['speedup']:.2f}x wall, {point['speedup_cpu']:.2f}x CPU", flush=True)
     return point
 
 
@@ -474,6 +489,7 @@ def main() -> None:
         "visual_tokens": main_point["visual_tokens"],
         "num_generations": main_point["num_generations"],
         "speedup": main_point["speedup"],
+        "speedup_cpu": main_point["speedup_cpu"],
         "target_speedup": 1.5,
     }
     if threads_check is not None:
@@ -497,7 +513,7 @@ def main() -> None:
                 "step_time": "from the previous optimizer step's end to this one's (data, rollouts, rewards, "
                 "log-probs, backward, clipping, AdamW, loop overhead)",
                 "statistic": "per point and side: the lower of the per-round medians (rounds alternate which side "
-                "runs first)",
+                "runs first); wall time and, as a check against other load on the machine, process CPU time",
             },
             "main_point": summary,
             "results": results,

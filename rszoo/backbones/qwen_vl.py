@@ -497,17 +497,6 @@ class QwenVLBackbone(nn.Module):
             attention_mask=inputs.get("attention_mask"),
         )
 
-    def tied_parameter_names(self) -> set[str]:
-        """Names (in ``hf_model``'s state dict) that alias another parameter, e.g. a tied ``lm_head.weight``."""
-        seen: dict[int, str] = {}
-        aliases: set[str] = set()
-        for name, param in self.hf_model.named_parameters(remove_duplicate=False):
-            if id(param) in seen:
-                aliases.add(name)
-            else:
-                seen[id(param)] = name
-        return aliases
-
 
 for _name, _preset in _PRESETS.items():
     BACKBONES.register(

@@ -176,8 +176,17 @@ def recipe_plan_kwargs(
     if cluster.strategy == "fsdp1":
         hsdp = cluster.num_nodes > 1  # rszoo's fsdp1 uses HYBRID_SHARD across nodes
     stage, stage_cfg = _stage_kind(recipe)
+    from rszoo.training.cluster import batch_arithmetic
+
+    world = int(cluster.devices) * int(cluster.num_nodes)
+    accumulate, _ = batch_arithmetic(  # as `rszoo train` derives it (data.global_batch_size wins when set)
+        int(recipe.data.batch_size),
+        int(recipe.trainer.accumulate_grad_batches),
+        world,
+        recipe.data.get("global_batch_size"),
+    )
     kwargs: dict[str, Any] = {
-        "world_size": int(cluster.devices) * int(cluster.num_nodes),
+        "world_size": world,
         "devices_per_node": int(cluster.devices),
         "strategy": str(cluster.strategy),
         "mixed_precision": str(fsdp.mixed_precision),
@@ -188,7 +197,7 @@ def recipe_plan_kwargs(
         "hsdp": hsdp,
         "freeze": {k: bool(v) for k, v in _container(recipe.model.freeze).items()},
         "micro_batch": int(recipe.data.batch_size),
-        "accumulate_grad_batches": int(recipe.trainer.accumulate_grad_batches),
+        "accumulate_grad_batches": accumulate,
         "stage": stage,
         "image_size": image_size,
         "images_per_sample": images_per_sample,
@@ -236,30 +245,49 @@ def plan_from_recipe(
     )
     plan = plan_memory(summary, **kwargs)
     if advise and plan.verdict != "fits":
-        plan.advice = suggest_changes(summary, kwargs, plan)
+        fixed_global = recipe.data.get("global_batch_size") is not None
+        plan.advice = suggest_changes(summary, kwargs, plan, fixed_global_batch=fixed_global)
     return plan
 
 
-def _remedies(kwargs: dict[str, Any], plan: MemoryPlan) -> list[tuple[str, dict[str, Any]]]:
-    """Candidate changes, least disruptive first: (recipe overrides / flags, plan_memory keyword changes)."""
-    out: list[tuple[str, dict[str, Any]]] = []
+def _remedies(
+    kwargs: dict[str, Any], plan: MemoryPlan, fixed_global_batch: bool = False
+) -> list[tuple[str, str, dict[str, Any]]]:
+    """Candidate changes, least disruptive first: (series, recipe overrides / flags, plan_memory keyword changes).
+
+    Remedies of one series (smaller micro-batches, more GPUs ...) are steps of the same knob.
+    """
+    out: list[tuple[str, str, dict[str, Any]]] = []
     strategy, world = kwargs.get("strategy", "fsdp2"), kwargs.get("world_size", 1)
     sharded = strategy in ("fsdp2", "fsdp1")
-    if not sharded and world > 1:
-        out.append(("cluster.strategy=fsdp2", {"strategy": "fsdp2"}))
+    if not sharded:  # sharding, and rszoo's activation checkpointing (applied under fsdp2/fsdp1 only)
+        out.append(("strategy", "cluster.strategy=fsdp2", {"strategy": "fsdp2"}))
     if sharded and not kwargs.get("activation_checkpointing", True):
-        out.append(("cluster.fsdp.activation_checkpointing=true", {"activation_checkpointing": True}))
+        out.append(
+            (
+                "checkpointing",
+                "cluster.fsdp.activation_checkpointing=true",
+                {"activation_checkpointing": True},
+            )
+        )
     micro, accum = kwargs.get("micro_batch", 1), kwargs.get("accumulate_grad_batches", 1)
     smaller = micro // 2
     while smaller >= 1:  # halve the micro-batch, raise accumulation: same global batch when it divides
-        label = f"data.batch_size={smaller} trainer.accumulate_grad_batches={accum * (micro // smaller)}"
-        out.append((label, {"micro_batch": smaller, "accumulate_grad_batches": accum * (micro // smaller)}))
+        factor = micro // smaller
+        label = f"data.batch_size={smaller}" + (
+            "" if fixed_global_batch else f" trainer.accumulate_grad_batches={accum * factor}"
+        )  # with data.global_batch_size set, rszoo derives the accumulation itself
+        out.append(
+            ("micro_batch", label, {"micro_batch": smaller, "accumulate_grad_batches": accum * factor})
+        )
         smaller //= 2
-    if strategy == "fsdp2" and not kwargs.get("cpu_offload", False):
-        out.append(("cluster.fsdp.cpu_offload=true", {"cpu_offload": True}))
+    if strategy != "fsdp1" and not (strategy == "fsdp2" and kwargs.get("cpu_offload", False)):
+        to_fsdp2 = "" if strategy == "fsdp2" else "cluster.strategy=fsdp2 "
+        changes = {"cpu_offload": True, **({} if strategy == "fsdp2" else {"strategy": "fsdp2"})}
+        out.append(("offload", to_fsdp2 + "cluster.fsdp.cpu_offload=true", changes))
     devices = kwargs.get("devices_per_node") or world
     if sharded and kwargs.get("hsdp") and world > devices:
-        out.append(("cluster.fsdp.hsdp=false", {"hsdp": False}))
+        out.append(("hsdp", "cluster.fsdp.hsdp=false", {"hsdp": False}))
     for scale in (2, 4, 8):
         if world == 1:
             more: dict[str, Any] = {"world_size": scale, "devices_per_node": scale}
@@ -271,26 +299,42 @@ def _remedies(kwargs: dict[str, Any], plan: MemoryPlan) -> list[tuple[str, dict[
             more, label = {"world_size": devices * nodes}, f"--nodes {nodes}"
         else:
             break
-        out.append((label, more))
+        out.append(("scale", label, more))
     freeze = dict(kwargs.get("freeze") or {})
     if not freeze.get("vision_tower") and plan.settings["visual_tokens_per_image"]:
-        out.append(("model.freeze.vision_tower=true", {"freeze": {**freeze, "vision_tower": True}}))
+        out.append(("freeze", "model.freeze.vision_tower=true", {"freeze": {**freeze, "vision_tower": True}}))
     budget = plan.settings["max_pixels"]
-    if plan.settings["visual_tokens_per_image"]:
-        for divisor in (2, 4):
-            if budget // divisor >= 4 * 28 * 28:
-                out.append(
-                    (f"model.overrides.max_pixels={budget // divisor}", {"max_pixels": budget // divisor})
-                )
+    for divisor in (2, 4) if plan.settings["visual_tokens_per_image"] else ():
+        if budget // divisor >= 4 * 28 * 28:
+            label = f"model.overrides.max_pixels={budget // divisor}"
+            out.append(("max_pixels", label, {"max_pixels": budget // divisor}))
     if kwargs.get("stage") == "sft" and kwargs.get("seq_len", 4096) >= 1024:
-        out.append((f"stage_args.max_length={kwargs['seq_len'] // 2}", {"seq_len": kwargs["seq_len"] // 2}))
+        half = kwargs["seq_len"] // 2
+        out.append(("seq", f"stage_args.max_length={half}", {"seq_len": half}))
     if kwargs.get("stage") == "grpo" and kwargs.get("completion_len", 256) >= 128:
         half = kwargs["completion_len"] // 2
-        out.append((f"stage_args.max_completion_length={half}", {"completion_len": half}))
+        out.append(("completion", f"stage_args.max_completion_length={half}", {"completion_len": half}))
     return out
 
 
-def suggest_changes(summary: NetworkSummary, kwargs: dict[str, Any], plan: MemoryPlan) -> list[str]:
+def _merge_labels(labels: list[tuple[str, str]]) -> str:
+    """One override line from several remedies: each key once (the last value wins); flags keep their value."""
+    merged: dict[str, str] = {}
+    words = [w for _, label in labels for w in label.split()]
+    i = 0
+    while i < len(words):
+        if words[i].startswith("--"):
+            merged[words[i]] = f"{words[i]} {words[i + 1]}"
+            i += 2
+        else:
+            merged[words[i].split("=")[0]] = words[i]
+            i += 1
+    return " ".join(merged.values())
+
+
+def suggest_changes(
+    summary: NetworkSummary, kwargs: dict[str, Any], plan: MemoryPlan, fixed_global_batch: bool = False
+) -> list[str]:
     """What to change when a plan does not fit (or is tight): each remedy alone with the total it gives, then the
     first greedy combination (remedies applied in order, least disruptive first) that fits.
 
@@ -300,32 +344,30 @@ def suggest_changes(summary: NetworkSummary, kwargs: dict[str, Any], plan: Memor
     combined: dict[str, Any] = {}
     combined_labels: list[tuple[str, str]] = []  # (series key, label)
     best: MemoryPlan | None = None
-    shown: dict[str, str] = {}
-    for label, changes in _remedies(kwargs, plan):
-        series = label.split("=")[0].split(" ")[0]  # data.batch_size / --gpus / --nodes / max_pixels ...
+    shown: dict[
+        str, tuple[str, bool]
+    ] = {}  # series -> (line, fits): a series stops at its first fitting step
+    for series, label, changes in _remedies(kwargs, plan, fixed_global_batch):
         try:
             alone = plan_memory(summary, **{**kwargs, **changes})
             together = plan_memory(summary, **{**kwargs, **combined, **changes})
         except ValueError:
             continue
-        if alone.total < plan.total and (series not in shown or not shown[series].endswith("fits")):
-            shown[series] = f"{label}: {alone.total / GiB:.2f} GiB -> {alone.verdict}"
-        if best is None or (together.total < best.total and not best.fits):
+        if alone.total < plan.total and not shown.get(series, ("", False))[1]:
+            shown[series] = (f"{label}: {alone.total / GiB:.2f} GiB -> {alone.verdict}", alone.fits)
+        current = best.total if best is not None else plan.total
+        if together.total < current and not (best is not None and best.fits):
             combined.update(changes)
             combined_labels = [(k, v) for k, v in combined_labels if k != series] + [(series, label)]
             best = together
-    lines += list(shown.values())
+    lines += [line for line, _ in shown.values()]
     if best is not None and best.fits and len(combined_labels) > 1:
-        lines.append(
-            "together: "
-            + " ".join(label for _, label in combined_labels)
-            + f": {best.total / GiB:.2f} GiB -> "
-            f"{best.verdict}"
-        )
+        merged = _merge_labels(combined_labels)
+        lines.append(f"together: {merged}: {best.total / GiB:.2f} GiB -> {best.verdict}")
     elif best is not None and not best.fits:
         lines.append(
-            f"even all of these together give {best.total / GiB:.2f} GiB: more GPUs (or GPUs with more memory) "
-            "are needed"
+            "even together (" + _merge_labels(combined_labels) + f") they give "
+            f"{best.total / GiB:.2f} GiB: more GPUs or GPUs with more memory are needed"
         )
     return lines
 

@@ -49,6 +49,7 @@ from typing import Literal
 __all__ = [
     "FORMAT_MODES",
     "PARSE_STYLES",
+    "REC_PROMPT_TEMPLATE",
     "VLMR1_ANSWER_PATTERN",
     "VLMR1_EVAL_BOX_PATTERN",
     "VLMR1_JSONL_FORMAT_PATTERN",
@@ -60,6 +61,12 @@ __all__ = [
     "parse_answer",
     "parse_box",
 ]
+
+# VLM-R1's REC prompt: {Question} is the referring expression. No system turn (Qwen2.5-VL's template adds its default).
+REC_PROMPT_TEMPLATE = (
+    "{Question} First output the thinking process in <think> </think> tags and then output the final answer in "
+    "<answer> </answer> tags. Output the final answer in JSON format."
+)
 
 # --- VLM-R1's regular expressions, verbatim (om-ai-lab/VLM-R1, src/open-r1-multimodal/src/open_r1) ---------------
 #: ``vlm_modules/qwen_module.py: format_reward_rec`` (``re.search`` with DOTALL).

@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from rszoo.data.answers import format_answer
+from rszoo.data.answers import REC_PROMPT_TEMPLATE, format_answer
 from rszoo.data.records import GroundingRecord, iter_jsonl
 from rszoo.data.resize import QWEN2_5_VL_FACTOR, box_to_input, input_size_for
 from rszoo.rewards.functional import iou
@@ -65,10 +65,6 @@ __all__ = [
 ]
 
 #: VLM-R1's REC question template (``Qwen2VLModule.get_question_template("rec")``), used for SFT and RL alike.
-REC_PROMPT_TEMPLATE = (
-    "{Question} First output the thinking process in <think> </think> tags and then output the final answer in "
-    "<answer> </answer> tags. Output the final answer in JSON format."
-)
 GRID_CELLS = (
     ("top left", "top", "top right"),
     ("left", "center", "right"),

@@ -177,25 +177,33 @@ class TaskDataModule(L.LightningDataModule):
     """Train/val data sets of plain dicts, batched by the task's ``collate`` (which owns the processor).
 
     Args:
-        train_rows / val_rows: samples (see the loaders in :mod:`rszoo.training.sft` and :mod:`rszoo.training.grpo`).
+        train_rows / val_rows: samples (a list of dicts, or any map-style ``Dataset`` of dicts, e.g. a data-engine
+            mixture that builds samples online).
         batch_size: per-device micro-batch size.
         num_workers: data loader workers (0 keeps everything in-process; images are decoded in ``collate``).
         seed: the shuffling seed.
+        sampler_factory: ``(world_size, rank) -> sampler`` replacing the default :class:`ResumableSampler` (e.g. a
+            weighted mixture sampler). It must offer the same ``set_epoch`` / ``state_dict(consumed)`` /
+            ``load_state_dict`` interface so resumption keeps working.
     """
 
     def __init__(
         self,
-        train_rows: list[dict[str, Any]],
-        val_rows: list[dict[str, Any]] | None = None,
+        train_rows: list[dict[str, Any]] | Dataset,
+        val_rows: list[dict[str, Any]] | Dataset | None = None,
         batch_size: int = 1,
         num_workers: int = 0,
         seed: int = 0,
         shuffle: bool = True,
         repeat_batches: int = 1,
+        sampler_factory: Callable[[int, int], Any] | None = None,
     ) -> None:
         super().__init__()
-        self.train_set = JsonlDataset(train_rows)
-        self.val_set = JsonlDataset(val_rows) if val_rows else None
+        self.train_set = train_rows if isinstance(train_rows, Dataset) else JsonlDataset(train_rows)
+        self.val_set = (
+            (val_rows if isinstance(val_rows, Dataset) else JsonlDataset(val_rows)) if val_rows else None
+        )
+        self.sampler_factory = sampler_factory
         self.batch_size, self.num_workers, self.seed, self.shuffle = batch_size, num_workers, seed, shuffle
         self.repeat_batches = repeat_batches
         self.sampler: ResumableSampler | None = None
@@ -205,8 +213,10 @@ class TaskDataModule(L.LightningDataModule):
         return self.trainer.lightning_module.collate
 
     def train_dataloader(self) -> DataLoader:
+        world, rank = (self.trainer.world_size, self.trainer.global_rank) if self.trainer else (1, 0)
+        if self.sampler is None and self.sampler_factory is not None:
+            self.sampler = self.sampler_factory(world, rank)
         if self.sampler is None:
-            world, rank = (self.trainer.world_size, self.trainer.global_rank) if self.trainer else (1, 0)
             self.sampler = ResumableSampler(
                 len(self.train_set),
                 self.seed,

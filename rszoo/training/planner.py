@@ -14,7 +14,8 @@ device). Read from torch's ``_fully_shard/_fsdp_param.py`` (``_init_sharded_para
 (``_chunk_with_empty``): the parameter is split with ``torch.chunk(param, S, dim=0)``, so with
 ``c = ceil(dim0 / S)`` rank r owns rows ``[r c, min((r + 1) c, dim0))`` -- possibly fewer than c, possibly none;
 but every rank *allocates* ``c * prod(other dims)`` elements (``padded_sharded_param_size`` is the size of chunk 0,
-"0th always padded"), and the rank-local tensor (``p.to_local()``) is a narrow view of that padded storage. Hence:
+"0th always padded"), and the rank-local tensor (``p.to_local()``) is a narrow view of that padded storage. So the
+shards are uneven as views but padded as allocations. Hence:
 
 * parameters: ``ceil(dim0 / S) * prod(rest)`` elements of the master dtype on every rank (rank-local views are uneven);
 * gradients: the reduce-scatter output buffer of each FSDP group holds ``ceil(dim0 / S) * prod(rest)`` elements per
@@ -31,21 +32,27 @@ CPU offload moves sharded parameters, gradients and optimizer states to host mem
 (``beta > 0``) is a frozen deep copy sharded the same way: parameters only. DDP and a single device hold everything
 unsharded; DDP adds gradient buckets (``gradient_as_bucket_view=False``, Lightning's default) of the gradient size.
 FSDP1 (``fsdp1``) flattens each unit into one FlatParameter padded to a multiple of S: approximated as
-``ceil(numel / S)`` per unit.
+``ceil(numel / S)`` per unit. ``tests/training/test_planner.py`` checks the FSDP2 numbers for equality, per rank,
+against the tensors of a real 2-rank run (``tests/training/_fsdp_measure.py``: sizes chosen so that dim 0 does not
+divide, frozen parts, fp32 and bf16 policies) and against a plain single-process AdamW step.
 
 FSDP working buffers (estimate)
 ===============================
-During forward and backward the root's parameters are all-gathered (unsharded, in the compute dtype under bf16
-mixed precision) for the whole pass; units are gathered one at a time with one prefetched, plus the flat all-gather
+During forward and backward the root's parameters are all-gathered (unsharded, in bf16 under the bf16 policy) for
+the whole pass (rszoo passes ``reshard_after_forward`` explicitly, so the root reshards after forward and gathers again
+for backward; it is counted once); units are gathered one at a time with one prefetched, plus the flat all-gather
 staging buffer of one unit: ``root + 3 x largest unit``. ``reshard_after_forward=False`` keeps every unit gathered
-from forward to backward instead. In backward, a unit's unsharded gradients (compute dtype) and its reduce-scatter
+from forward to backward instead. In backward, a unit's unsharded gradients (gather dtype) and its reduce-scatter
 input (reduce dtype, fp32 under bf16 mixed precision) exist together, and the root's unsharded gradients live through
 the whole backward. All unsharded sizes are padded to a multiple of S along dim 0.
 
 Activation model (estimate)
 ===========================
-The per-tensor inventory below is what autograd saves in transformers 5.x's Qwen2.5-VL / Qwen3-VL modules, verified
-against ``torch.autograd.graph.saved_tensors_hooks`` on the tiny presets (``tests/training/test_planner.py``).
+The per-tensor inventory below is what autograd saves in transformers 5.x's Qwen2.5-VL / Qwen3-VL modules (read from
+the modelling code, then checked against ``torch.autograd.graph.saved_tensors_hooks`` on the tiny presets in bf16:
+the SFT forward + loss within 0.5 % for Qwen2.5-VL and 1 % for Qwen3-VL, a padded micro-batch of 2 within 3 %, the
+GRPO log-prob forward within 1.5 %; see ``tests/training/test_planner.py``). Those are CPU runs; on GPUs the kernels
+differ (e.g. LayerNorm statistics are fp32), which the inventory follows where known.
 Bytes per token (c = compute-dtype bytes, 2 for bf16; h hidden, I MLP width, d head dim, nq / nkv query / key-value
 heads):
 
@@ -68,7 +75,8 @@ heads):
   fp32 output for backward (4 bytes x vocab per token, for every micro-batch token), and the peak adds either the
   forward copies (c + 4 bytes) or the backward gradients (2 x 4 bytes) per token x vocab;
 * activation checkpointing (composable, non-reentrant, on the same units) keeps each unit's input (``c h`` per token)
-  and recomputes one unit at a time in backward: ``inputs + largest unit``;
+  and recomputes one unit at a time in backward: ``inputs + largest unit``. In GRPO the checkpoint also keeps the
+  KV-cache object it was called with alive (k, v of G x (prompt + completion) tokens per layer);
 * **fudge term, stated**: the backward of a unit needs the gradients of its activations next to them; we add the
   activations of the largest unit once more ("backward working set"), with or without checkpointing;
 * GRPO: per prompt, the prompt forward (vision tower + prompt tokens) and the completion forward of G rollouts over

@@ -128,25 +128,93 @@ def _token_logps(logits: torch.Tensor, tokens: torch.Tensor, temperature: float)
     return logps.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
 
 
+def _prompt_cache() -> Any:
+    """A cache that *records* each layer's prompt keys/values (overwriting, never appending).
+
+    Activation checkpointing re-runs every layer in backward; with an appending cache the recompute would add the prompt
+    a second time. Overwriting makes the layer's cache call idempotent, so the recomputed forward equals the first.
+    """
+    from transformers.cache_utils import DynamicCache, DynamicLayer
+
+    class PromptCache(DynamicCache):
+        def update(
+            self,
+            key_states: torch.Tensor,
+            value_states: torch.Tensor,
+            layer_idx: int,
+            *args: Any,
+            **kwargs: Any,
+        ):
+            while len(self.layers) <= layer_idx:
+                self.layers.append(DynamicLayer())
+            layer = self.layers[layer_idx]
+            if not layer.is_initialized:
+                layer.lazy_initialization(key_states, value_states)
+            layer.keys, layer.values = key_states, value_states
+            return key_states, value_states
+
+    return PromptCache()
+
+
+def _prefix_cache(prompt_cache: Any, group: int) -> Any:
+    """A read-only view of the prompt's keys/values, repeated for ``group`` completions.
+
+    ``update`` returns prefix + new tokens without storing anything, so the completion forward is a pure function of
+    its inputs (checkpoint-safe) and gradients flow into the prompt's keys/values, i.e. into the shared prefix.
+    """
+    from transformers.cache_utils import DynamicCache, DynamicLayer
+
+    class PrefixCache(DynamicCache):
+        def __init__(self, prefix: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+            super().__init__()
+            self.prefix = prefix
+            for k, v in prefix:  # layers expose the prefix length for masks and positions
+                layer = DynamicLayer()
+                layer.lazy_initialization(k, v)
+                layer.keys, layer.values = k, v
+                self.layers.append(layer)
+
+        def update(
+            self,
+            key_states: torch.Tensor,
+            value_states: torch.Tensor,
+            layer_idx: int,
+            *args: Any,
+            **kwargs: Any,
+        ):
+            k, v = self.prefix[layer_idx]
+            return torch.cat([k, key_states], dim=-2), torch.cat([v, value_states], dim=-2)
+
+    expanded = [
+        (layer.keys.expand(group, *layer.keys.shape[1:]), layer.values.expand(group, *layer.values.shape[1:]))
+        for layer in prompt_cache.layers
+    ]
+    return PrefixCache(expanded)
+
+
 def completion_logps(
     backbone: Any, inputs: dict[str, Any], completion_ids: torch.Tensor, temperature: float = 1.0
 ) -> torch.Tensor:
-    """Per-token log-probs ``(G, T)`` of G completions of one prompt, the prompt encoded once (differentiable)."""
+    """Per-token log-probs ``(G, T)`` of G completions of one prompt, the prompt encoded once (differentiable).
+
+    Safe under activation checkpointing: neither forward mutates a cache that a recompute would see again.
+    """
     hf = backbone.hf_model
     prompt = _prompt_inputs(inputs)
     group = completion_ids.shape[0]
     positions, delta = backbone.rope_positions(prompt)
-    out = hf(**prompt, position_ids=positions, use_cache=True)
+    out = hf(**prompt, position_ids=positions, past_key_values=_prompt_cache(), use_cache=True)
     first = out.logits[:, -1:].expand(group, 1, -1)  # predicts each completion's first token
     if completion_ids.shape[1] == 1:
         return _token_logps(first, completion_ids, temperature)
-    cache = out.past_key_values
-    cache.batch_repeat_interleave(group)
     prompt_len = prompt["input_ids"].shape[1]
     steps = torch.arange(completion_ids.shape[1] - 1, device=completion_ids.device)
     pos = (prompt_len + steps[None] + delta).unsqueeze(0).expand(3, group, -1)
     rest = hf(
-        input_ids=completion_ids[:, :-1], past_key_values=cache, position_ids=pos, use_cache=True
+        input_ids=completion_ids[:, :-1],
+        past_key_values=_prefix_cache(out.past_key_values, group),
+        position_ids=pos,
+        use_cache=True,
     ).logits
     return _token_logps(torch.cat([first, rest], dim=1), completion_ids, temperature)
 

@@ -14,15 +14,10 @@ from __future__ import annotations
 import dataclasses
 
 from rszoo.config import ConfigError
+from rszoo.data.answers import REC_PROMPT_TEMPLATE
 from rszoo.models.vlm.config import VLMConfig
 
-__all__ = ["REC_QUESTION_TEMPLATE", "RSGroundR1Config"]
-
-# VLM-R1's REC template (no system turn, so Qwen2.5-VL's default one is inserted by the chat template).
-REC_QUESTION_TEMPLATE = (
-    "{Question} First output the thinking process in <think> </think> tags and then output the final answer in "
-    "<answer> </answer> tags. Output the final answer in JSON format."
-)
+__all__ = ["RSGroundR1Config"]
 
 _QWEN_PIXELS = {"min_pixels": 3136, "max_pixels": 12845056}  # Qwen2.5-VL preprocessor_config.json
 
@@ -35,7 +30,7 @@ class RSGroundR1Config(VLMConfig):
         question_template: the user prompt; ``{Question}`` is replaced by the referring expression.
     """
 
-    question_template: str = REC_QUESTION_TEMPLATE
+    question_template: str = REC_PROMPT_TEMPLATE
 
     family = "rsground_r1"
     network = "rszoo.models.rsground_r1.model:RSGroundR1Model"
@@ -65,7 +60,10 @@ class RSGroundR1Config(VLMConfig):
             "backbone": "qwen2_5_vl-tiny",
             "processor": "rszoo:qwen-tiny",
             "base_model": None,
-            "generation": {"max_new_tokens": 64, "do_sample": False},
+            "generation": {
+                "max_new_tokens": 320,
+                "do_sample": False,
+            },  # position-aware CoT answers run to ~280 tokens
             "min_pixels": 56 * 56,
             "max_pixels": 448 * 448,
         },

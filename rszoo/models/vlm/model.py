@@ -29,7 +29,15 @@ __all__ = ["VLMModel", "load_message_images"]
 
 
 def load_message_images(messages: list[dict[str, Any]], root: str | Path | None = None) -> list[Any]:
-    """PIL images referenced by ``{"type": "image", "image": path | PIL}`` parts, in order (paths relative to root)."""
+    """PIL images referenced by ``{"type": "image", "image": path | PIL}`` parts, in order (paths relative to root).
+
+    An image part may also carry (as in ``qwen_vl_utils``):
+
+    * ``"crop": [x1, y1, x2, y2]`` — read only that window of the source, in native resolution (GeoTIFF/COG are read
+      by windows, never decoded whole), e.g. the Zoom-in Chain's second view;
+    * ``"resized_width"`` / ``"resized_height"`` — resize to exactly that size (the data engine's random resizing; boxes
+      in the answer were rescaled to it).
+    """
     from rszoo.data.images import load_image
 
     images = []
@@ -49,7 +57,17 @@ def load_message_images(messages: list[dict[str, Any]], root: str | Path | None 
                     f"an image part needs 'image': a path or a PIL image, got {type(source).__name__}"
                 )
             path = Path(source) if root is None or Path(source).is_absolute() else Path(root) / source
-            images.append(load_image(path).pixels)
+            crop = part.get("crop")
+            window = None
+            if crop is not None:
+                x1, y1, x2, y2 = (int(round(float(v))) for v in crop)
+                window = (x1, y1, max(1, x2 - x1), max(1, y2 - y1))
+            image = load_image(path, window=window).pixels
+            if part.get("resized_width") and part.get("resized_height"):
+                size = (int(part["resized_width"]), int(part["resized_height"]))
+                if image.size != size:
+                    image = image.resize(size, resample=_BICUBIC)
+            images.append(image)
     return images
 
 
@@ -70,6 +88,9 @@ def _describe_mismatch(item: Any) -> str:
         key, ckpt_shape, model_shape = item
         return f"{key}: checkpoint {tuple(ckpt_shape)}, model expects {tuple(model_shape)}"
     return str(item)
+
+
+_BICUBIC = 3  # PIL.Image.Resampling.BICUBIC, as Qwen's image processor resamples
 
 
 class VLMModel(RSZooModel):
