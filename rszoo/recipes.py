@@ -55,7 +55,8 @@ class ModelSection:
 
 @dataclass
 class DataSection:
-    """Training data. ``format`` picks the loader: ``messages`` (chat SFT JSONL) or ``grounding`` (GRPO prompts)."""
+    """Training data. ``format`` picks the loader: ``messages`` (chat SFT JSONL), ``grounding`` (GRPO prompts) or
+    ``mixture`` (a data-engine recipe YAML in ``train``, its settings overridable through ``engine``)."""
 
     format: str = "messages"
     train: str = MISSING  # a file, or several separated by commas
@@ -67,6 +68,9 @@ class DataSection:
     max_val_samples: int | None = None
     fraction: float = 1.0
     shuffle: bool = True
+    engine: dict[str, Any] = field(
+        default_factory=dict
+    )  # data-recipe overrides for format "mixture", e.g. {root: ...}
 
 
 @dataclass
@@ -307,7 +311,6 @@ def recipe_to_yaml(recipe: DictConfig) -> str:
 
 
 def shipped_recipes() -> list[Path]:
-    """Every recipe shipped in ``recipes/`` (fragments in ``_defaults`` and SLURM files excluded)."""
-    return sorted(
-        p for p in RECIPES_DIR.rglob("*.yaml") if "_defaults" not in p.parts and "slurm" not in p.parts
-    )
+    """Every training recipe shipped in ``recipes/`` (``_defaults`` fragments, ``slurm`` and data recipes excluded)."""
+    skip = {"_defaults", "slurm", "data"}
+    return sorted(p for p in RECIPES_DIR.rglob("*.yaml") if not skip & set(p.relative_to(RECIPES_DIR).parts))

@@ -88,9 +88,19 @@ def test_every_shipped_recipe_runs_one_step(path, synth_data, tmp_path):
     from rszoo.training.run import train
 
     cfg = load_recipe(path)
-    data = {"messages": synth_data["cot_sft"], "grounding": synth_data["grounding_train"]}[cfg.data.format]
-    overrides = [
-        f"data.train={data}",
+    if (
+        cfg.data.format == "mixture"
+    ):  # cluster data recipes name real data sets: use the synthetic mixture instead
+        overrides = [
+            f"data.train={RECIPES_DIR / 'rscovlm' / 'data' / 'tiny_synth.yaml'}",
+            f"data.engine={{root: {synth_data['root']}}}",
+        ]
+    else:
+        data = {"messages": synth_data["cot_sft"], "grounding": synth_data["grounding_train"]}[
+            cfg.data.format
+        ]
+        overrides = [f"data.train={data}"]
+    overrides += [
         "data.val=null",
         "data.batch_size=1",
         "data.num_workers=0",

@@ -25,7 +25,11 @@ Where the time goes is measured by wrapping, for timing only, the functions each
 trl: ``_tokenize_prompts``, ``_generate``,
 ``_get_per_token_logps_and_entropies``, ``_calculate_rewards``, ``accelerator.backward``).
 
-Run: ``.venv/bin/python benchmarks/rsground_r1/bench_grpo_vs_trl.py`` (about 10 min on 2 cores; ``--quick`` for the
+Each step's process CPU time is recorded next to its wall time: on a machine shared with other jobs the wall times
+(and their ratio) drift with the load, the CPU times much less. Torch runs one intra-op thread on both sides by default
+(``--threads``): several spinning OpenMP threads per process make timings on a busy 2-core machine meaningless.
+
+Run: ``.venv/bin/python benchmarks/rsground_r1/bench_grpo_vs_trl.py`` (about 8 min on 2 cores; ``--quick`` for the
 256-token, G=8 point only) -> ``benchmarks/results/grpo_vs_trl.json`` + ``.png``.
 """
 
@@ -458,8 +462,9 @@ def main() -> None:
     parser.add_argument(
         "--check-threads",
         type=int,
-        default=2,
-        help="also measure the main point with this many threads (0: skip)",
+        default=0,
+        help="also measure the main point with this many threads (0: skip; on a shared machine several threads per "
+        "process spin-wait and the timings become meaningless)",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="only 448 px (256 tokens), G=8, one round")

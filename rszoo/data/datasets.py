@@ -77,3 +77,12 @@ def rrsisd(root: str, split: str, **kwargs: Any) -> Any:
     from rszoo.data.grounding import load_rrsisd
 
     return load_rrsisd(root, split, **kwargs)
+
+
+@DATASETS.register(
+    "mixture", kind="loader", description="data-engine mixture from a data recipe YAML (RSCoVLM)"
+)
+def mixture(recipe_path: str, **kwargs: Any) -> Any:
+    from rszoo.data.engine import build_mixture
+
+    return build_mixture(recipe_path, **kwargs)

@@ -63,6 +63,7 @@ from typing import Any, Literal
 from rszoo.data.geometry import normalize_quad
 
 __all__ = [
+    "DOTA_V1_CATEGORIES",
     "EMPTY_RESPONSE",
     "MAIN_HBB_TEMPLATE",
     "MAIN_ORIENTED_TEMPLATE",
@@ -86,6 +87,13 @@ __all__ = [
 Box = Literal["quad", "hbb", "obb"]
 Fmt = Literal["plain", "json"]
 SortKey = Literal["start_vertex", "released"]
+
+#: DOTA v1.0's 15 classes, in the dataset's own order (RSCoVLM's default dense-detection category list).
+DOTA_V1_CATEGORIES = (
+    "plane", "baseball-diamond", "bridge", "ground-track-field", "small-vehicle", "large-vehicle", "ship",
+    "tennis-court", "basketball-court", "storage-tank", "soccer-ball-field", "roundabout", "harbor",
+    "swimming-pool", "helicopter",
+)  # fmt: skip
 
 #: The target for an image without objects (RSCoVLM code; the paper's text says "There is none.").
 EMPTY_RESPONSE = "There are none."

@@ -1188,3 +1188,25 @@ def save_geotiff_tiled(
                 dst.write(block, window=RioWindow(x, y, w, h))
 
     return _write_geotiff(path, profile, body, overviews, cog)
+
+
+#: A window up to this many times the target area is decoded natively and resized bicubically (what Qwen's image
+#: processor does); a larger one is read decimated, so memory stays within a few views whatever the image size.
+NATIVE_READ_FACTOR = 4
+
+
+def read_view(path: str | Path, window: Window | None, target: tuple[int, int]) -> Any:
+    """PIL RGB of ``window`` (``(x, y, w, h)``; None = the whole image) at ``target`` (width, height), in bounded memory.
+
+    Up to :data:`NATIVE_READ_FACTOR` times the target area: a native read resized with bicubic resampling (exactly the
+    processor's path). Larger: a decimated read (GDAL ``out_shape``, average resampling, from overviews when present),
+    never decoding the full resolution -- the only case where pixels differ from a full decode + resize.
+    """
+    if window is None:
+        width, height = raster_size(path)
+        window = (0, 0, width, height)
+    _, _, w, h = window
+    if w * h > NATIVE_READ_FACTOR * target[0] * target[1]:
+        return load_image(path, window=window, out_size=target).pixels
+    image = load_image(path, window=window).pixels
+    return image if image.size == target else image.resize(target, resample=3)  # 3 = PIL bicubic

@@ -32,8 +32,6 @@ REWARDS = torch.tensor([1.0, 0.25, 0.0, 2.0, 0.5, 0.5, 1.5, 0.0])
 @pytest.fixture(scope="module", autouse=True)
 def _single_thread():
     """Tiny models gain nothing from intra-op threads, and spinning threads crawl on a busy 2-core machine."""
-    import torch
-
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

@@ -21,8 +21,6 @@ EOS_BIAS = 4.0  # added to the EOS logit so that some rollouts end early and som
 @pytest.fixture(scope="module", autouse=True)
 def _single_thread():
     """Tiny models gain nothing from intra-op threads, and spinning threads crawl on a busy 2-core machine."""
-    import torch
-
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

@@ -90,7 +90,7 @@ def estimate_tokens(sample: Mapping[str, Any], factor: int = 28) -> int:
         >>> estimate_tokens({"messages": [{"role": "user", "content": [
         ...     {"type": "image", "image": "a.png", "resized_width": 56, "resized_height": 56},
         ...     {"type": "text", "text": "abcd"}]}, {"role": "assistant", "content": "12"}]})
-        26
+        29
     """
     messages = sample["messages"]
     total = 0 if messages and messages[0]["role"] == "system" else _DEFAULT_SYSTEM_TOKENS

@@ -18,7 +18,9 @@ Steps (paper Sec. III-B2), in order, for one subset:
 4. **Degenerate quads** -- zero area, or still self-intersecting after vertex ordering -- are counted and dropped
    (``degenerate: drop``, default) or kept (``keep``). Quads that were self-intersecting only because their vertices
    came in a crossing order are repaired by the ordering and counted as ``reordered``.
-5. **Image sizes** are read from file headers where the source did not give them; images with a side shorter than
+5. **Zoom crops**: a Zoom-in Chain record whose single crop box is empty or leaves the image is dropped and counted
+   (``invalid_crops``).
+6. **Image sizes** are read from file headers where the source did not give them; images with a side shorter than
    the patch factor are flagged (``meta["upscaled"] = True``) and counted -- ``smart_resize``'s ``min_pixels``
    enlarges them online.
 
@@ -202,6 +204,7 @@ class OfflineReport:
     zero_area: int = 0
     self_intersecting: int = 0
     degenerate_dropped: int = 0
+    invalid_crops: int = 0
     empty_images: int = 0
     small_images: int = 0
     small_image_ids: list[str] = field(default_factory=list)
@@ -215,6 +218,8 @@ class OfflineReport:
             bits.append(f"{self.degenerate_dropped} degenerate dropped")
         if self.zero_area + self.self_intersecting and not self.degenerate_dropped:
             bits.append(f"{self.zero_area + self.self_intersecting} degenerate kept")
+        if self.invalid_crops:
+            bits.append(f"{self.invalid_crops} zoom records with a crop outside the image dropped")
         if self.empty_images:
             bits.append(f"{self.empty_images} empty images")
         if self.small_images:
@@ -453,6 +458,21 @@ def _conversation_images(record: ConversationRecord) -> list[str]:
     ]
 
 
+def _valid_crops(records: list[ZoomRecord], report: OfflineReport) -> list[ZoomRecord]:
+    """Drop (and count) zoom records whose single crop box is empty or leaves the image: the chain would show a
+    region that does not exist."""
+    kept = []
+    for r in records:
+        if len(r.crop_boxes) == 1:
+            x1, y1, x2, y2 = r.crop_boxes[0]
+            width, height = r.size
+            if not (0 <= x1 < x2 <= width and 0 <= y1 < y2 <= height):
+                report.invalid_crops += 1
+                continue
+        kept.append(r)
+    return kept
+
+
 def process_records(
     records: list[Any], task: str, options: OfflineOptions, report: OfflineReport, factor: int = 28
 ) -> list[Any]:
@@ -466,6 +486,8 @@ def process_records(
             expression = text_pass.user(r.expression)
             r.expression = expression.rstrip(" ,;:") if options.clean_text else expression
         records = _unify_grounding(records, options, report)
+    if task == "zoom_vqa":
+        records = _valid_crops(records, report)
     for r in records:
         if isinstance(r, QARecord):
             if r.question:

@@ -20,6 +20,8 @@ What happens to a record, in this order (all draws come from one ``random.Random
    collate resizes to exactly that size (the model's processor must use the same min/max pixels).
 2. **Scalable boxes.** Boxes are written in pixels of that resized input: ``int(v * resized / original)`` per axis
    (truncation, as RSCoVLM). Grounding quads are ordered after scaling, as RSCoVLM's ``normalize_polygon``.
+   (RSCoVLM's refGeo code also truncates the original box to ``int`` before scaling; refGeo boxes are integers, so
+   the results agree, and non-integer boxes stay within one pixel of :func:`rszoo.data.resize.box_to_input`.)
 3. **Output format.** Grounding and detection answer in plain text (``x1,y1,x2,y2 label``) or Qwen2.5-VL JSON
    (``{"bbox_2d": [...], "label": ...}``): JSON iff ``rng.random() >= prob_plain_text_prompt``. The released
    RSCoVLM default is ``1.0`` (always plain; notes Sec. 0.2); ``0.5`` is the paper's random switch.
@@ -32,9 +34,10 @@ What happens to a record, in this order (all draws come from one ``random.Random
 6. **Detection** targets come from :func:`~rszoo.data.detection_format.build_dense_det_messages`; an image without
    objects is answered ``There are none.`` (notes Sec. 0.1).
 
-Zoom-in Chain samples follow RSCoVLM's ``visual_cot_dataset``: tool system prompt, full image at its smart-resize
-size, a ``<tool_call>`` with the crop box scaled to that size, then the native-resolution crop (an image part with
-``"crop"``) and the answer. They are not randomly resized (the crop is native pixels by design).
+Zoom-in Chain samples come from :func:`rszoo.data.zoom_chain.zoom_chain_messages` (RSCoVLM's
+``visual_cot_dataset``: tool system prompt, full image at its smart-resize size, a ``<tool_call>`` with the crop box
+scaled to that size, then the native-resolution crop -- an image part with ``"crop"`` -- and the answer); the first
+user turn is drawn from the ``zoom_vqa`` pool. They are not randomly resized (the crop is native pixels by design).
 
 Example:
     >>> from rszoo.data.engine.sources import QARecord
@@ -66,7 +69,6 @@ __all__ = [
     "DEFAULT_SYNONYMS",
     "PROMPT_FIELDS",
     "TASKS",
-    "ZOOM_SYSTEM_PROMPT",
     "OnlineOptions",
     "apply_synonyms",
     "build_sample",
@@ -78,16 +80,6 @@ __all__ = [
 ]
 
 TASKS = ("classification", "vqa", "caption", "grounding", "detection", "zoom_vqa", "conversation")
-#: The record kind each task reads (see :mod:`rszoo.data.engine.sources`).
-RECORD_KIND = {
-    "classification": "qa",
-    "vqa": "qa",
-    "caption": "qa",
-    "grounding": "grounding",
-    "detection": "detection",
-    "zoom_vqa": "zoom",
-    "conversation": "conversation",
-}
 
 # RSCoVLM's refGeo JSON templates ({prompt} renamed {expression}); the plain form is "find the {expression}".
 _GROUNDING_HBB = (
@@ -151,22 +143,6 @@ DEFAULT_SYNONYMS: tuple[tuple[str, ...], ...] = (
     ("cropland", "farmland"),
 )
 
-#: The Zoom-in Chain tool declaration, verbatim from RSCoVLM's ``visual_cot_dataset.SYSTEM_PROMPT``.
-ZOOM_SYSTEM_PROMPT = """# Tools
-
-You may call one or more functions to assist with the user query.
-
-You are provided with function signatures within <tools></tools> XML tags:
-<tools>
-{"type": "function", "function": {"name": "image_zoom_in", "description": "Zoom in to the region of interest on the given image. Input the bounding box of the region of interest and return the zoomed-in image to help to focus and view more clearly.", "parameters": {"name": "bbox", "type": "list[int]", "description": "The bounding box of the region of interest as an array [x1, y1, x2, y2], where (x1, y1) and (x2, y2) indicate the positions' absolute coordinates of the left top and right down corners, respectively.", "required": true}}}
-</tools>
-
-For each function call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:
-<tool_call>
-{"name": <function-name>, "arguments": <args-json-object>}
-</tool_call>"""
-ZOOM_TOOL_CALL = '<tool_call>\n{{"name": "image_zoom_in", "arguments": {{"bbox": [{x1}, {y1}, {x2}, {y2}]}}}}\n</tool_call>'
-ZOOM_RESULT_TEXT = "Here's the zoomed-in image. You can complete your task now."
 _MCQ_TAIL = (
     "Select the best answer to the above multiple-choice question based on the image. Respond with only the letter "
     "(A, B, C, D, or E) of the correct option.\nThe best answer is:"
@@ -274,7 +250,7 @@ def check_prompt_pool(pool: Any, task: str, where: str) -> list[str]:
         except ValueError as exc:
             raise ValueError(
                 f"{where}[{k}]: malformed template {template!r} ({exc}); write literal braces as {{{{ }}}}"
-            )
+            ) from None
         bad = sorted(names - allowed)
         if bad:
             raise ValueError(
@@ -546,27 +522,24 @@ def _zoom_question(record: Any) -> str:
 
 
 def _zoom_messages(record: Any, ctx: _Context) -> list[dict[str, Any]]:
+    from rszoo.data.zoom_chain import zoom_chain_messages
+
     question = _zoom_question(record)
-    full = ctx.image_part(record.image, record.size, random_resize=False)
-    if len(record.crop_boxes) != 1 or not ctx.options.zoom_chain:
-        system = ctx.options.system_prompt or record.meta.get("system")
-        return _with_system(
-            system, [_user([full], question), {"role": "assistant", "content": record.answer}]
-        )
-    crop = record.crop_boxes[0]
-    x1, y1, x2, y2 = _scaled(crop, record.size, (full["resized_width"], full["resized_height"]))
-    # the crop is read in native pixels (as PIL.Image.crop rounds the box) and smart-resized on its own
-    cx1, cy1, cx2, cy2 = (int(round(float(v))) for v in crop)
-    crop_part = ctx.image_part(record.image, (max(1, cx2 - cx1), max(1, cy2 - cy1)), random_resize=False)
-    crop_part["crop"] = [cx1, cy1, cx2, cy2]
-    text = ctx.template("zoom_vqa").format(question=question)
-    return [
-        {"role": "system", "content": ZOOM_SYSTEM_PROMPT},
-        _user([full], text),
-        {"role": "assistant", "content": ZOOM_TOOL_CALL.format(x1=x1, y1=y1, x2=x2, y2=y2)},
-        _user([crop_part], ZOOM_RESULT_TEXT),
-        {"role": "assistant", "content": record.answer},
-    ]
+    crops = record.crop_boxes if ctx.options.zoom_chain else None
+    messages = zoom_chain_messages(
+        record.image,
+        question,
+        record.answer,
+        crops,
+        original_size=tuple(record.size),
+        min_pixels=ctx.min_pixels,
+        max_pixels=ctx.max_pixels,
+        factor=ctx.factor,
+    )
+    if len(messages) == 5:  # the chain: the user turn comes from the template pool
+        messages[1]["content"][-1]["text"] = ctx.template("zoom_vqa").format(question=question)
+        return messages
+    return _with_system(ctx.options.system_prompt or record.meta.get("system"), messages)
 
 
 def _conversation_messages(record: Any, ctx: _Context) -> list[dict[str, Any]]:

@@ -61,6 +61,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rszoo.data.detection_format import DOTA_V1_CATEGORIES
 from rszoo.data.records import iter_jsonl
 
 __all__ = [
@@ -93,24 +94,6 @@ __all__ = [
     "record_to_dict",
 ]
 
-#: DOTA v1.0's 15 classes, in the official order.
-DOTA_V1_CATEGORIES = (
-    "plane",
-    "baseball-diamond",
-    "bridge",
-    "ground-track-field",
-    "small-vehicle",
-    "large-vehicle",
-    "ship",
-    "tennis-court",
-    "basketball-court",
-    "storage-tank",
-    "soccer-ball-field",
-    "roundabout",
-    "harbor",
-    "swimming-pool",
-    "helicopter",
-)
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 BOX_TYPES = ("hbb", "obb", "quad")
 _BOX_LEN = {"hbb": 4, "obb": 5, "quad": 8}

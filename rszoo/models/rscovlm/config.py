@@ -16,16 +16,11 @@ from __future__ import annotations
 import dataclasses
 
 from rszoo.config import ConfigError
+from rszoo.data.detection_format import DOTA_V1_CATEGORIES
 from rszoo.models.vlm.config import VLMConfig
 
 __all__ = ["DOTA_V1_CATEGORIES", "RSCoVLMConfig"]
 
-# DOTA v1.0's 15 classes (the dense-detection category list RSCoVLM trains and evaluates with).
-DOTA_V1_CATEGORIES = [
-    "plane", "baseball-diamond", "bridge", "ground-track-field", "small-vehicle", "large-vehicle", "ship",
-    "tennis-court", "basketball-court", "storage-tank", "soccer-ball-field", "roundabout", "harbor",
-    "swimming-pool", "helicopter",
-]  # fmt: skip
 
 _PAPER_PIXELS = {"min_pixels": 224 * 224, "max_pixels": 1008 * 1008}
 

@@ -46,6 +46,9 @@ class RSCoVLM(BaseTask):
             min_pixels=cfg.min_pixels,
             max_pixels=cfg.max_pixels,
             factor=cfg.patch_factor,
+            overrides=dict(
+                data.engine or {}
+            ),  # e.g. {root: /data/synth}: data-recipe settings from the training recipe
         )
         val = None
         if data.val:

@@ -40,7 +40,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from rszoo.data.images import NATIVE_READ_FACTOR  # re-exported: the rule the zoom views are read by
 from rszoo.data.resize import QWEN2_5_VL_FACTOR, smart_resize
+from rszoo.data.zoom_chain import (
+    ZOOM_INSTRUCTION,
+    ZOOM_TOOL_NAME,
+    ZOOM_TOOL_SYSTEM_PROMPT,
+    ZOOMED_IMAGE_TURN,
+    format_tool_call,
+    zoom_chain_messages,
+)
 
 __all__ = [
     "NATIVE_READ_FACTOR",
@@ -50,176 +59,14 @@ __all__ = [
     "ZOOM_TOOL_SYSTEM_PROMPT",
     "format_tool_call",
     "parse_tool_call",
+    "read_full_view",
+    "read_zoom_view",
     "zoom_chain_messages",
     "zoom_in_answer",
 ]
 
-ZOOM_TOOL_NAME = "image_zoom_in"
-
-#: The system turn of the chain, byte-identical to RSCoVLM's ``visual_cot_dataset.SYSTEM_PROMPT`` (Qwen2.5's
-#: function-calling block declaring ``image_zoom_in`` with one ``bbox`` parameter of type ``list[int]``).
-ZOOM_TOOL_SYSTEM_PROMPT = (
-    "# Tools\n\nYou may call one or more functions to assist with the user query.\n\nYou are provided with "
-    "function signatures within <tools></tools> XML tags:\n<tools>\n"
-    '{"type": "function", "function": {"name": "image_zoom_in", "description": "Zoom in to the region of interest '
-    "on the given image. Input the bounding box of the region of interest and return the zoomed-in image to help "
-    'to focus and view more clearly.", "parameters": {"name": "bbox", "type": "list[int]", "description": "The '
-    "bounding box of the region of interest as an array [x1, y1, x2, y2], where (x1, y1) and (x2, y2) indicate "
-    "the positions' absolute coordinates of the left top and right down corners, respectively.\", "
-    '"required": true}}}\n</tools>\n\nFor each function call, return a json object with function name and '
-    "arguments within <tool_call></tool_call> XML tags:\n<tool_call>\n"
-    '{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call>'
-)
-
-#: Appended to the question (after a newline) in the first user turn.
-ZOOM_INSTRUCTION = "Zoom in to the region of interest and answer the question."
-
-#: The second user turn's text, after the zoomed-in image.
-ZOOMED_IMAGE_TURN = "Here's the zoomed-in image. You can complete your task now."
-
 _BICUBIC = 3  # PIL.Image.Resampling.BICUBIC: what Qwen's image processor resamples with
-
-#: Windows up to this many times the view's area are decoded natively and resized like the processor does; larger
-#: ones are read decimated (memory stays within a few views whatever the image size).
-NATIVE_READ_FACTOR = 4
-
 Box = list[int]
-
-
-def format_tool_call(box: Sequence[int]) -> str:
-    """The assistant's tool-call turn for ``box`` (integers, resized full-view pixels), exactly as RSCoVLM writes it.
-
-    Example:
-        >>> format_tool_call([1, 2, 30, 40])
-        '<tool_call>\\n{"name": "image_zoom_in", "arguments": {"bbox": [1, 2, 30, 40]}}\\n</tool_call>'
-    """
-    if len(box) != 4:
-        raise ValueError(f"format_tool_call: a box is [x1, y1, x2, y2]; got {list(box)!r}")
-    x1, y1, x2, y2 = (int(v) for v in box)
-    return (
-        f'<tool_call>\n{{"name": "{ZOOM_TOOL_NAME}", "arguments": {{"bbox": [{x1}, {y1}, {x2}, {y2}]}}}}\n'
-        "</tool_call>"
-    )
-
-
-# ----------------------------------------------------------------------------------------------- training messages
-
-
-def _single_crop_box(crop_hbox: Any) -> list[float] | None:
-    """``[x1, y1, x2, y2]``, or None when there is no single region (None, ``[]`` or several boxes)."""
-    if crop_hbox is None:
-        return None
-    if not isinstance(crop_hbox, Sequence) or isinstance(crop_hbox, str):
-        raise ValueError(
-            f"crop_hbox must be [x1, y1, x2, y2], a list of such boxes, or None; got {type(crop_hbox).__name__}"
-        )
-    if len(crop_hbox) == 0:
-        return None
-    if all(isinstance(v, Sequence) and not isinstance(v, str) for v in crop_hbox):
-        # the reference stores a list of boxes and chains only when there is exactly one
-        if len(crop_hbox) != 1:
-            return None
-        crop_hbox = crop_hbox[0]
-    if len(crop_hbox) != 4 or not all(
-        isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in crop_hbox
-    ):
-        raise ValueError(f"crop_hbox must be 4 finite numbers [x1, y1, x2, y2]; got {crop_hbox!r}")
-    return [float(v) for v in crop_hbox]
-
-
-def zoom_chain_messages(
-    image_path: str | Path,
-    question: str,
-    answer: str,
-    crop_hbox: Sequence[float] | Sequence[Sequence[float]] | None,
-    *,
-    original_size: tuple[int, int],
-    min_pixels: int,
-    max_pixels: int,
-    factor: int = QWEN2_5_VL_FACTOR,
-) -> list[dict[str, Any]]:
-    """The 5-turn Zoom-in Chain training conversation (rszoo messages; paths stay as given).
-
-    Follows RSCoVLM's ``visual_cot_dataset.get_messages``: the full image is shown at
-    ``smart_resize(original, min_pixels, max_pixels)`` (an image part with ``resized_width``/``resized_height``);
-    the tool call's box is ``crop_hbox`` scaled to that size with ``int()`` (truncation) per coordinate; the
-    second image is the **native** image cropped at the unscaled ``crop_hbox`` (an image part with ``"crop"``, read
-    by window), shown at ``smart_resize(crop size, min_pixels, max_pixels)`` -- what the reference's processor does
-    with the same limits, made explicit so the sample does not depend on the processor's settings.
-
-    Args:
-        image_path: the image (relative paths are resolved against the JSONL file's folder by the loaders).
-        question: the question text (an MCQ prompt included).
-        answer: the final answer (the second assistant turn).
-        crop_hbox: the region in original pixels, ``[x1, y1, x2, y2]`` or the reference's ``[[x1, y1, x2, y2]]``.
-            None, ``[]`` or several boxes give the reference's plain 2-turn VQA sample (no tool, no zoom).
-        original_size: ``(width, height)`` of the image in pixels (the reference's ``image_ori_width/height``).
-        min_pixels: smart_resize lower bound.
-        max_pixels: smart_resize upper bound (an area budget: 1008 * 1008 in the paper).
-        factor: patch size x merge size (28 for Qwen2.5-VL, 32 for Qwen3-VL).
-
-    Returns:
-        The messages: system, user, assistant, user, assistant (or user, assistant without a single region).
-
-    Raises:
-        ValueError: a non-positive ``original_size``, or a crop box that is not 4 numbers inside the image with
-            ``x1 < x2`` and ``y1 < y2``, or whose aspect ratio exceeds smart_resize's 200.
-    """
-    if len(original_size) != 2 or int(original_size[0]) <= 0 or int(original_size[1]) <= 0:
-        raise ValueError(f"original_size is (width, height) with positive values; got {original_size!r}")
-    width, height = int(original_size[0]), int(original_size[1])
-    resized_h, resized_w = smart_resize(height, width, factor, min_pixels, max_pixels)
-    full_part = {
-        "type": "image",
-        "image": str(image_path),
-        "resized_width": resized_w,
-        "resized_height": resized_h,
-    }
-    box = _single_crop_box(crop_hbox)
-    if box is None:
-        return [
-            {"role": "user", "content": [full_part, {"type": "text", "text": question}]},
-            {"role": "assistant", "content": answer},
-        ]
-    x1, y1, x2, y2 = box
-    if not (0 <= x1 < x2 <= width and 0 <= y1 < y2 <= height):
-        raise ValueError(
-            f"crop_hbox {box} must satisfy 0 <= x1 < x2 <= {width} and 0 <= y1 < y2 <= {height} (original pixels "
-            f"of {image_path}); fix the annotation's bbox_info.crop_hbox"
-        )
-    # the reference computes int(v * resized / original) per coordinate (truncation, in this operation order)
-    scaled = [
-        int(x1 * resized_w / width),
-        int(y1 * resized_h / height),
-        int(x2 * resized_w / width),
-        int(y2 * resized_h / height),
-    ]
-    # PIL's crop rounds a float box; the crop keeps its native pixels and is then smart-resized on its own
-    crop_w = max(1, round(x2) - round(x1))
-    crop_h = max(1, round(y2) - round(y1))
-    try:
-        crop_rh, crop_rw = smart_resize(crop_h, crop_w, factor, min_pixels, max_pixels)
-    except ValueError as exc:
-        raise ValueError(f"crop_hbox {box} of {image_path} cannot be shown to the model: {exc}") from None
-    crop_part = {
-        "type": "image",
-        "image": str(image_path),
-        "crop": [_plain_number(v) for v in box],
-        "resized_width": crop_rw,
-        "resized_height": crop_rh,
-    }
-    return [
-        {"role": "system", "content": ZOOM_TOOL_SYSTEM_PROMPT},
-        {"role": "user", "content": [full_part, {"type": "text", "text": f"{question}\n{ZOOM_INSTRUCTION}"}]},
-        {"role": "assistant", "content": format_tool_call(scaled)},
-        {"role": "user", "content": [crop_part, {"type": "text", "text": ZOOMED_IMAGE_TURN}]},
-        {"role": "assistant", "content": answer},
-    ]
-
-
-def _plain_number(value: float) -> int | float:
-    """Integral floats as ints, so JSON rows read ``[12, 40, ...]`` like the annotations they came from."""
-    return int(value) if float(value).is_integer() else float(value)
 
 
 # ------------------------------------------------------------------------------------------------ tool-call parser
@@ -227,6 +74,7 @@ def _plain_number(value: float) -> int | float:
 _TOOL_OPEN = "<tool_call>"
 _TOOL_CLOSE = "</tool_call>"
 _BBOX_RE = re.compile(r'"?bbox(?:_2d)?"?\s*[:=]\s*\[([^\[\]]*)\]', re.IGNORECASE)
+_NAME_RE = re.compile(r'"name"\s*:\s*"([^"]*)"')
 _FENCE_RE = re.compile(r"^```(?:json)?\s*|\s*```$")
 
 
@@ -323,7 +171,8 @@ def parse_tool_call(text: Any) -> Box | None:
     2. Each payload is decoded as JSON (``json`` code fences removed), else every ``{...}`` that decodes inside it is
        tried (top-level objects only). A decoded call with a ``name`` other than ``image_zoom_in`` is ignored; ``arguments`` may be an object
        or a JSON string; the box is ``arguments.bbox`` (``bbox_2d`` also accepted).
-    3. If no JSON decodes, a ``"bbox": [a, b, c, d]`` pattern in the payload is used (e.g. a missing closing brace).
+    3. If no JSON decodes, a ``"bbox": [a, b, c, d]`` (or ``bbox=[...]``) pattern in the payload is used (e.g.
+       the reply stopped before its closing braces), unless the payload names another tool.
     4. The box must have exactly 4 finite numbers (numeric strings accepted; booleans not). Repairs: inverted
        corners are swapped; floats are rounded **outward** (floor the top-left, ceil the bottom-right); negative
        values are clamped to 0. Boxes whose values all lie in ``[0, 1]`` with a fractional part (normalised
@@ -348,8 +197,9 @@ def parse_tool_call(text: Any) -> Box | None:
                 if box is not None:
                     return box
             if not objects:
+                named = _NAME_RE.search(payload)
                 match = _BBOX_RE.search(payload)
-                if match is not None:
+                if match is not None and (named is None or named.group(1) == ZOOM_TOOL_NAME):
                     box = _repair_box([v for v in match.group(1).split(",") if v.strip()])
                     if box is not None:
                         return box
@@ -385,20 +235,10 @@ def _visual_tokens(model: Any, image: Any) -> tuple[int, tuple[int, int]]:
 
 
 def _read_resized(path: str | Path, window: tuple[int, int, int, int], target: tuple[int, int]) -> Any:
-    """PIL RGB of ``window`` at ``target`` (width, height), as Qwen's processor would make it, in bounded memory.
+    """PIL RGB of ``window`` at ``target`` in bounded memory (:func:`rszoo.data.images.read_view`)."""
+    from rszoo.data.images import read_view
 
-    A window of at most :data:`NATIVE_READ_FACTOR` times the target area is read at native resolution and resized
-    with bicubic resampling (exactly the processor's path). A larger one is read decimated by GDAL (``out_shape``,
-    average resampling, served from the overviews when the file has them) so it is never decoded at full
-    resolution; that is the only place where pixels differ from the reference (area average vs bicubic).
-    """
-    from rszoo.data.images import load_image
-
-    _, _, w, h = window
-    if w * h > NATIVE_READ_FACTOR * target[0] * target[1]:
-        return load_image(path, window=window, out_size=target).pixels
-    image = load_image(path, window=window).pixels
-    return image if image.size == target else image.resize(target, resample=_BICUBIC)
+    return read_view(path, window, target)
 
 
 def _sane_window(
@@ -424,6 +264,60 @@ def _sane_window(
     x1, x2 = grow(x1, x2, math.ceil((y2 - y1) / 100), width)
     y1, y2 = grow(y1, y2, math.ceil((x2 - x1) / 100), height)
     return x1, y1, x2 - x1, y2 - y1
+
+
+def read_full_view(
+    image_path: str | Path, *, min_pixels: int, max_pixels: int, factor: int = QWEN2_5_VL_FACTOR
+) -> tuple[Any, dict[str, Any]]:
+    """The chain's first view: the whole image at ``smart_resize(original, min_pixels, max_pixels)``.
+
+    A raster much larger than the view is read decimated (overviews), never decoded whole; see
+    :data:`NATIVE_READ_FACTOR`.
+
+    Returns:
+        ``(PIL RGB image, {"window": [0, 0, W, H], "out_size": [w, h]})``.
+    """
+    from rszoo.data.images import raster_size
+
+    width, height = raster_size(image_path)
+    view_h, view_w = smart_resize(height, width, factor, min_pixels, max_pixels)
+    window = (0, 0, width, height)
+    return _read_resized(image_path, window, (view_w, view_h)), {
+        "window": list(window),
+        "out_size": [view_w, view_h],
+    }
+
+
+def read_zoom_view(
+    image_path: str | Path,
+    box: Sequence[float],
+    *,
+    min_pixels: int,
+    max_pixels: int,
+    factor: int = QWEN2_5_VL_FACTOR,
+    image_size: tuple[int, int] | None = None,
+) -> tuple[Any, dict[str, Any]] | None:
+    """The chain's second view: the region ``box`` (original pixels) read by window at native resolution.
+
+    The box is clipped to the image and rounded outward; sides shorter than ``factor`` px are grown (and the aspect
+    ratio capped at 100) so the view is valid for the model. The view is ``smart_resize(window, min_pixels,
+    max_pixels)``: a region within the budget keeps its native resolution (up to rounding each side to a multiple of
+    ``factor``), a bigger one is shrunk (read decimated when more than :data:`NATIVE_READ_FACTOR` times the view).
+
+    Returns:
+        ``(PIL RGB image, {"window": [x, y, w, h], "out_size": [w', h'], "box": [x1, y1, x2, y2]})``, or None when
+        the box lies wholly outside the image.
+    """
+    from rszoo.data.images import raster_size
+
+    size = image_size if image_size is not None else raster_size(image_path)
+    window = _sane_window(box, size, factor)
+    if window is None:
+        return None
+    x, y, w, h = window
+    crop_h, crop_w = smart_resize(h, w, factor, min_pixels, max_pixels)
+    view = _read_resized(image_path, window, (crop_w, crop_h))
+    return view, {"window": list(window), "out_size": [crop_w, crop_h], "box": [x, y, x + w, y + h]}
 
 
 def zoom_in_answer(
@@ -481,9 +375,8 @@ def zoom_in_answer(
     lo = proc_min if min_pixels is None else int(min_pixels)
     hi = proc_max if max_pixels is None else int(max_pixels)
     width, height = raster_size(image_path)
-    view_h, view_w = smart_resize(height, width, factor, lo, hi)
-    full_window = (0, 0, width, height)
-    full_view = _read_resized(image_path, full_window, (view_w, view_h))
+    full_view, full_read = read_full_view(image_path, min_pixels=lo, max_pixels=hi, factor=factor)
+    view_w, view_h = full_view.size
     full_tokens, full_input = _visual_tokens(model, full_view)
     gen = {"do_sample": False, **generate_kwargs, "max_new_tokens": max_new_tokens}
 
@@ -513,32 +406,26 @@ def zoom_in_answer(
             "full_view_model_input": list(full_input),
             "zoom_view": None,
         },
-        "reads": {
-            "full_view": {"window": list(full_window), "out_size": [view_w, view_h]},
-            "zoom_view": None,
-        },
+        "reads": {"full_view": full_read, "zoom_view": None},
     }
     box_model = parse_tool_call(first)
     if box_model is None and _TOOL_OPEN not in first and ZOOM_TOOL_NAME not in first:
         return result  # no tool call at all: the first reply is the answer
 
-    zoom_view, window = None, None
+    zoom_view = None
     if box_model is not None:
         result["box_model"] = box_model
         in_w, in_h = full_input
         if native_crop:
             sx, sy = width / in_w, height / in_h
-            window = _sane_window(
-                [box_model[0] * sx, box_model[1] * sy, box_model[2] * sx, box_model[3] * sy],
-                (width, height),
-                factor,
+            box = [box_model[0] * sx, box_model[1] * sy, box_model[2] * sx, box_model[3] * sy]
+            read = read_zoom_view(
+                image_path, box, min_pixels=lo, max_pixels=hi, factor=factor, image_size=(width, height)
             )
-            if window is not None:
-                x, y, w, h = window
-                crop_h, crop_w = smart_resize(h, w, factor, lo, hi)
-                zoom_view = _read_resized(image_path, window, (crop_w, crop_h))
-                result["reads"]["zoom_view"] = {"window": list(window), "out_size": [crop_w, crop_h]}
-                result["box"] = [x, y, x + w, y + h]
+            if read is not None:
+                zoom_view, record = read
+                result["box"] = record.pop("box")
+                result["reads"]["zoom_view"] = record
         else:
             sx, sy = view_w / in_w, view_h / in_h
             window = _sane_window(

@@ -38,7 +38,7 @@ def load_message_images(messages: list[dict[str, Any]], root: str | Path | None 
     * ``"resized_width"`` / ``"resized_height"`` — resize to exactly that size (the data engine's random resizing; boxes
       in the answer were rescaled to it).
     """
-    from rszoo.data.images import load_image
+    from rszoo.data.images import load_image, read_view
 
     images = []
     for message in messages:
@@ -60,14 +60,14 @@ def load_message_images(messages: list[dict[str, Any]], root: str | Path | None 
             crop = part.get("crop")
             window = None
             if crop is not None:
-                x1, y1, x2, y2 = (int(round(float(v))) for v in crop)
+                x1, y1, x2, y2 = (round(float(v)) for v in crop)
                 window = (x1, y1, max(1, x2 - x1), max(1, y2 - y1))
-            image = load_image(path, window=window).pixels
             if part.get("resized_width") and part.get("resized_height"):
+                # bounded memory: a UHR raster is read decimated, never decoded whole
                 size = (int(part["resized_width"]), int(part["resized_height"]))
-                if image.size != size:
-                    image = image.resize(size, resample=_BICUBIC)
-            images.append(image)
+                images.append(read_view(path, window, size))
+            else:
+                images.append(load_image(path, window=window).pixels)
     return images
 
 
@@ -88,9 +88,6 @@ def _describe_mismatch(item: Any) -> str:
         key, ckpt_shape, model_shape = item
         return f"{key}: checkpoint {tuple(ckpt_shape)}, model expects {tuple(model_shape)}"
     return str(item)
-
-
-_BICUBIC = 3  # PIL.Image.Resampling.BICUBIC, as Qwen's image processor resamples
 
 
 class VLMModel(RSZooModel):

@@ -3,6 +3,7 @@ degenerate quads, small images and the unified-record cache."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
 from pathlib import Path
@@ -106,7 +107,7 @@ def test_unify_quads_matches_geometry_and_shapely_on_random_quads():
     before = quad_validity(quads)["self_intersecting"]
     assert flags["reordered"] == (before & ~after["self_intersecting"]).tolist()
     assert sum(flags["reordered"]) > 50 and flags["zero_area"][-3:] == [True, False, True]
-    for quad, out, zero in zip(quads, ordered, flags["zero_area"]):
+    for out, zero in zip(ordered, flags["zero_area"]):
         if zero:
             continue
         pts = list(zip(out[0::2], out[1::2]))
@@ -201,3 +202,43 @@ def test_unified_records_are_cached_and_invalidated(tmp_path):
         "dota", "detection", source, OfflineOptions(degenerate="keep"), cache_dir=tmp_path / "cache"
     )
     assert not r4.from_cache  # offline options are part of the fingerprint
+
+
+def test_zoom_records_with_a_crop_outside_the_image_are_dropped(tmp_path):
+    rows = [
+        {
+            "image": "scene1.png",
+            "question": "q?",
+            "answer": "a",
+            "bbox_info": {"crop_hbox": [[150, 100, 210, 140]]},
+        },
+        {
+            "image": "scene1.png",
+            "question": "q?",
+            "answer": "a",
+            "bbox_info": {"crop_hbox": [[50, 40, 50, 60]]},
+        },
+        {
+            "image": "scene1.png",
+            "question": "q?",
+            "answer": "a",
+            "bbox_info": {"crop_hbox": [[0, 0, 200, 150]]},
+        },
+        {
+            "image": "scene1.png",
+            "question": "q?",
+            "answer": "a",
+            "bbox_info": {"crop_hbox": [[0, 0, 1, 1], [-5, 0, 9, 9]]},
+        },
+    ]
+    (tmp_path / "z.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    source = {
+        "format": "zoom",
+        "annotations": str(tmp_path / "z.jsonl"),
+        "images": str(FIX / "lrsvqa_zoom/images"),
+    }
+    records, report = process_source("z", "zoom_vqa", source, OfflineOptions())
+    assert (
+        report.invalid_crops == 2 and len(records) == 2
+    )  # 200 px wide image; an empty box; two boxes: no chain
+    assert "2 zoom records with a crop outside the image dropped" in report.summary()

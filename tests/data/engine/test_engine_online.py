@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from rszoo.data.detection_format import SYSTEM_PROMPTS
 from rszoo.data.engine.offline import OfflineOptions, process_source
 from rszoo.data.engine.online import (
     DEFAULT_PROMPTS,
-    ZOOM_SYSTEM_PROMPT,
     OnlineOptions,
     apply_synonyms,
     build_sample,
@@ -24,6 +24,7 @@ from rszoo.data.engine.online import (
     sample_seed,
 )
 from rszoo.data.resize import box_to_input, smart_resize
+from rszoo.models.rscovlm.zoom import ZOOM_TOOL_SYSTEM_PROMPT
 
 FIX = Path(__file__).resolve().parents[2] / "fixtures" / "engine"
 MIN, MAX = 56 * 56, 448 * 448
@@ -166,6 +167,7 @@ def test_grounding_obb_targets(refgeo):
 def test_dense_detection_target_written_by_hand(dota):
     row = _sample(dota[0], "detection", OnlineOptions())
     system, user, assistant = row["messages"]
+    assert system["content"] == SYSTEM_PROMPTS[("quad", "plain")]
     image = user["content"][0]
     assert (image["resized_width"], image["resized_height"]) == (56, 56)
     assert user["content"][1]["text"] == "find the harbor, plane, ship, small vehicle"
@@ -254,7 +256,8 @@ def test_grounding_synonyms_keep_prompt_and_label_consistent(refgeo):
 def test_zoom_in_chain_messages(zoom):
     row = _sample(zoom[0], "zoom_vqa", OnlineOptions(prob_random_resize=1.0))  # never resized randomly
     system, user1, call, user2, answer = row["messages"]
-    assert system == {"role": "system", "content": ZOOM_SYSTEM_PROMPT}
+    assert system == {"role": "system", "content": ZOOM_TOOL_SYSTEM_PROMPT}
+    assert '"name": "image_zoom_in"' in system["content"] and system["content"].startswith("# Tools\n\n")
     full = user1["content"][0]
     rh, rw = smart_resize(150, 200, 28, MIN, MAX, convention="qwen_vl_utils")
     assert (full["resized_width"], full["resized_height"]) == (rw, rh) == (196, 140)
@@ -270,6 +273,8 @@ def test_zoom_in_chain_messages(zoom):
     crop = user2["content"][0]
     ch, cw = smart_resize(60, 70, 28, MIN, MAX, convention="qwen_vl_utils")
     assert crop["crop"] == [50, 40, 120, 100] and (crop["resized_width"], crop["resized_height"]) == (cw, ch)
+    crop_template = _sample(zoom[0], "zoom_vqa", OnlineOptions(), prompts=["Q: {question} (zoom first)"])
+    assert crop_template["messages"][1]["content"][1]["text"] == "Q: What color is the ship? (zoom first)"
     assert user2["content"][1]["text"] == "Here's the zoomed-in image. You can complete your task now."
     assert answer == {"role": "assistant", "content": "white"}
     mcq = _sample(zoom[1], "zoom_vqa", OnlineOptions())["messages"][1]["content"][1]["text"]

@@ -26,7 +26,7 @@ def test_presets_and_published_parameter_counts():
         224 * 224,
         1008 * 1008,
     )  # the paper's 224^2 .. 1008^2 area budget
-    assert cfg.detection_categories == DOTA_V1_CATEGORIES and len(DOTA_V1_CATEGORIES) == 15
+    assert cfg.detection_categories == list(DOTA_V1_CATEGORIES) and len(DOTA_V1_CATEGORIES) == 15
     with pytest.raises(ValueError, match="detection_format"):
         RSCoVLMConfig.from_name("rscovlm-tiny", detection_format="xml")
 

@@ -305,7 +305,13 @@ CALL = '<tool_call>\n{"name": "image_zoom_in", "arguments": {"bbox": [10, 20, 30
             '<tool_call>{"name": "other"}</tool_call><tool_call>{"name": "image_zoom_in", "arguments": {"bbox": [1, 2, 3, 4]}}',
             [1, 2, 3, 4],
         ),
+        (
+            '<tool_call>{"name": "image_zoom_in", "arguments": {"bbox": [1, 2, 30, 40]',
+            [1, 2, 30, 40],
+        ),  # regex path
+        ("<tool_call>image_zoom_in(bbox=[3, 4, 50, 60])</tool_call>", [3, 4, 50, 60]),
         # rejected
+        ('<tool_call>{"name": "crop_image", "arguments": {"bbox": [1, 2, 30, 40]', None),
         ('<tool_call>{"name": "image_zoom_in", "arguments": {"bbox": [-9, -9, -1, -2]}}', None),
         (
             '<tool_call>{"name": "image_zoom_in", "arguments": {"bbox": [0.1, 0.2, 0.5, 0.6]}}',
@@ -608,7 +614,8 @@ def test_uhr_views_are_bounded_and_read_by_window(
     if can_measure:
         peak_increase_mib = (_status_kib("VmHWM") - before) / 1024
         whole_raster_mib = UHR_W * UHR_H / 2**20  # one uint8 band decoded whole: 286 MiB (x3 as RGB)
-        assert peak_increase_mib < 0.25 * whole_raster_mib, peak_increase_mib
+        # measured ~9 MiB here; the bound leaves room for allocator and GDAL block-cache noise
+        assert peak_increase_mib < min(64.0, 0.25 * whole_raster_mib), peak_increase_mib
     # exactly two raster reads: the whole image decimated to the view, and the window under the box
     assert reads[0] == ((0, 0, UHR_W, UHR_H), (view_w, view_h))
     x1, y1, x2, y2 = result["box"]
