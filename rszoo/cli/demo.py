@@ -27,7 +27,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--num-scenes", type=int, default=160, help="synthetic scenes to generate")
     parser.add_argument("--size", type=int, default=224, help="scene size in pixels")
-    parser.add_argument("--sft-steps", type=int, default=300, help="CoT-SFT optimizer steps")
+    parser.add_argument("--sft-steps", type=int, default=600, help="CoT-SFT optimizer steps")
     parser.add_argument("--grpo-steps", type=int, default=40, help="GRPO optimizer steps")
     parser.add_argument(
         "--eval-samples", type=int, default=48, help="validation expressions evaluated per stage"

@@ -341,6 +341,31 @@ def _pil_bands(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
     return array, valid
 
 
+def _read_pil_rgb(path: str | Path, max_pixels: int | None) -> RSImage | None:
+    """A whole 8-bit RGB PNG/JPEG as decoded by PIL (no array round trip); None for any other mode."""
+    image = _pil_open(path)
+    if image.mode != "RGB":
+        image.close()
+        return None
+    try:
+        _check_decode_size(path, image.size, _decode_limit(max_pixels), whole_file=True)
+        _pil_load(image, path)
+    except BaseException:
+        image.close()
+        raise
+    size = image.size
+    return RSImage(
+        pixels=image,
+        meta=None,
+        original_size=size,
+        window=(0, 0, *size),
+        bands=(1, 2, 3),
+        valid_mask=None,
+        value_range=None,
+        path=str(path),
+    )
+
+
 def _read_pil(
     path: str | Path,
     window: Window | None,
@@ -752,6 +777,10 @@ def load_image(
         ValueError: a band index that does not exist, a window outside the image, a bad ``value_range``.
     """
     out_size = _check_out_size(out_size, path)
+    if _uses_pil(path) and window is None and out_size is None and bands is None and value_range is None:
+        fast = _read_pil_rgb(path, max_pixels)  # the common case: an 8-bit RGB PNG/JPEG, used as is
+        if fast is not None:
+            return fast
     if _uses_pil(path):
         array, valid, size, window = _read_pil(path, window, out_size, max_pixels)
         bands = _resolve_bands(bands, array.shape[2], path, for_rgb=True)

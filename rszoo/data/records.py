@@ -40,7 +40,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["GroundingRecord", "JsonlError", "iter_jsonl", "write_jsonl"]
+__all__ = ["GroundingRecord", "JsonlError", "check_messages", "iter_jsonl", "write_jsonl"]
 
 
 class JsonlError(ValueError):
@@ -77,6 +77,53 @@ def write_jsonl(path: str | Path, rows: list[dict[str, Any]] | Iterator[dict[str
             fh.write(json.dumps(row, ensure_ascii=False, sort_keys=False) + "\n")
             n += 1
     return n
+
+
+def check_messages(messages: Any, root: Path, where: str) -> list[dict[str, Any]]:
+    """Validate an OpenAI-style ``messages`` list and make image paths absolute (relative ones are under ``root``).
+
+    Roles are system/user/assistant/tool; content is a string or a list of ``{"type": "image"|"text"}`` parts; every
+    image must exist; the last message must be the assistant's (the training target). Errors name ``where``.
+    """
+    if not isinstance(messages, list) or not messages:
+        raise ValueError(f"{where}: 'messages' must be a non-empty list of {{role, content}} objects")
+    out = []
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict) or message.get("role") not in (
+            "system",
+            "user",
+            "assistant",
+            "tool",
+        ):
+            raise ValueError(
+                f"{where}: messages[{i}] needs a role of system/user/assistant/tool, got {message!r:.80}"
+            )
+        content = message.get("content")
+        if isinstance(content, list):
+            parts = []
+            for j, part in enumerate(content):
+                if not isinstance(part, dict) or part.get("type") not in ("image", "text"):
+                    raise ValueError(
+                        f"{where}: messages[{i}].content[{j}] must be {{'type': 'image'|'text', ...}}"
+                    )
+                if part["type"] == "image":
+                    if not isinstance(part.get("image"), str):
+                        raise ValueError(f"{where}: messages[{i}].content[{j}].image must be a path string")
+                    path = Path(part["image"])
+                    path = path if path.is_absolute() else root / path
+                    if not path.is_file():
+                        raise FileNotFoundError(f"{where}: image file not found: {path}")
+                    part = {**part, "image": str(path.resolve())}
+                elif not isinstance(part.get("text"), str):
+                    raise ValueError(f"{where}: messages[{i}].content[{j}].text must be a string")
+                parts.append(part)
+            content = parts
+        elif not isinstance(content, str):
+            raise ValueError(f"{where}: messages[{i}].content must be a string or a list of parts")
+        out.append({**message, "content": content})
+    if out[-1]["role"] != "assistant":
+        raise ValueError(f"{where}: the last message must be the assistant's answer (the training target)")
+    return out
 
 
 @dataclass

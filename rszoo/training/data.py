@@ -17,49 +17,10 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from rszoo.data.records import iter_jsonl
+from rszoo.data.records import check_messages, iter_jsonl
+from rszoo.data.sampling import ResumablePosition
 
 __all__ = ["JsonlDataset", "ResumableSampler", "TaskDataModule", "load_messages_jsonl"]
-
-
-def _resolve_image_paths(messages: Any, root: Path, where: str) -> list[dict[str, Any]]:
-    if not isinstance(messages, list) or not messages:
-        raise ValueError(f"{where}: 'messages' must be a non-empty list of {{role, content}} objects")
-    out = []
-    for i, message in enumerate(messages):
-        if not isinstance(message, dict) or message.get("role") not in (
-            "system",
-            "user",
-            "assistant",
-            "tool",
-        ):
-            raise ValueError(
-                f"{where}: messages[{i}] needs a role of system/user/assistant/tool, got {message!r:.80}"
-            )
-        content = message.get("content")
-        if isinstance(content, list):
-            parts = []
-            for j, part in enumerate(content):
-                if not isinstance(part, dict) or part.get("type") not in ("image", "text"):
-                    raise ValueError(
-                        f"{where}: messages[{i}].content[{j}] must be {{'type': 'image'|'text', ...}}"
-                    )
-                if part["type"] == "image":
-                    image = part.get("image")
-                    if not isinstance(image, str):
-                        raise ValueError(f"{where}: messages[{i}].content[{j}].image must be a path string")
-                    path = Path(image) if Path(image).is_absolute() else root / image
-                    if not path.is_file():
-                        raise FileNotFoundError(f"{where}: image file not found: {path}")
-                    part = {**part, "image": str(path)}
-                parts.append(part)
-            content = parts
-        elif not isinstance(content, str):
-            raise ValueError(f"{where}: messages[{i}].content must be a string or a list of parts")
-        out.append({**message, "content": content})
-    if out[-1]["role"] != "assistant":
-        raise ValueError(f"{where}: the last message must be the assistant's answer (the training target)")
-    return out
 
 
 def load_messages_jsonl(path: str | Path, max_samples: int | None = None) -> list[dict[str, Any]]:
@@ -74,7 +35,7 @@ def load_messages_jsonl(path: str | Path, max_samples: int | None = None) -> lis
             {
                 "id": str(obj.get("id", f"{path.stem}-{lineno}")),
                 "task": obj.get("task", ""),
-                "messages": _resolve_image_paths(obj["messages"], path.parent, where),
+                "messages": check_messages(obj["messages"], path.parent, where),
             }
         )
         if max_samples is not None and len(rows) >= max_samples:
@@ -97,7 +58,7 @@ class JsonlDataset(Dataset):
         return self.rows[index]
 
 
-class ResumableSampler(Sampler[int]):
+class ResumableSampler(ResumablePosition, Sampler[int]):
     """Shuffles with ``(seed, epoch)``; ``state_dict`` records how many samples of the epoch were consumed.
 
     Lightning calls ``set_epoch`` at each epoch start. On resume, ``load_state_dict`` makes the next epoch iteration
@@ -119,11 +80,6 @@ class ResumableSampler(Sampler[int]):
         self.batch_size, self.repeat_batches = batch_size, repeat_batches
         self.epoch = 0
         self._skip = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        if epoch != self.epoch:
-            self._skip = 0
-        self.epoch = epoch
 
     def _order(self) -> list[int]:
         if not self.shuffle:
@@ -147,30 +103,6 @@ class ResumableSampler(Sampler[int]):
 
     def __len__(self) -> int:
         return -(-self.size // self.num_replicas) * self.repeat_batches
-
-    def state_dict(self, consumed: int) -> dict[str, int]:
-        """The position after ``consumed`` samples on this rank, as a global count (resumable on another world size)."""
-        return {
-            "epoch": self.epoch,
-            "consumed_global": consumed * self.num_replicas,
-            "seed": self.seed,
-            "size": self.size,
-        }
-
-    def load_state_dict(self, state: dict[str, int]) -> None:
-        if state.get("size") != self.size or state.get("seed") != self.seed:
-            raise ValueError(
-                f"cannot resume the data order: the checkpoint was made with {state.get('size')} samples and seed "
-                f"{state.get('seed')}, this run has {self.size} samples and seed {self.seed}"
-            )
-        consumed = int(state["consumed_global"])
-        if consumed % self.num_replicas:
-            raise ValueError(
-                f"cannot resume on {self.num_replicas} processes: {consumed} samples of the epoch were consumed, which "
-                f"does not split evenly; resume on a world size that divides {consumed}"
-            )
-        self.epoch = state["epoch"]
-        self._skip = consumed // self.num_replicas
 
 
 class TaskDataModule(L.LightningDataModule):

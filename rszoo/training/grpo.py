@@ -3,7 +3,8 @@
 For every prompt the stage samples G completions (:mod:`rszoo.training.rollout`: the prompt and its images are encoded
 once per group), scores them with reward modules from ``rszoo.registry.REWARDS`` (weighted sum), normalises rewards
 into advantages within each group, and minimises the clipped surrogate with an optional KL penalty to a frozen
-reference model. Definitions follow trl 1.x exactly (a test checks loss and gradients against ``GRPOTrainer``):
+reference model. Definitions follow trl 1.x (a test checks loss and gradients against ``GRPOTrainer`` for every loss
+type; trl 1.16's default ``use_bias_correction_kl=True`` is the option of the same name here, off by default):
 
 * advantages ``A = r - mean_group(r)``, divided by ``std_group(r) + 1e-4`` (``scale_rewards="group"``, unbiased std),
   by the batch std (``"batch"``) or not at all (``"none"``);
@@ -59,6 +60,8 @@ class GRPOConfig:
         mask_truncated_completions: drop completions without an end-of-sequence token from the loss.
         group_weight: optional per-group loss weight, e.g. ``{"name": "spatial_consistency", "reward": "iou",
             "lambda_m": 1.2, "lambda_v": 1.0, "w_min": 0.5, "w_max": 3.0, "ddof": 0, "scope": "policy"}``.
+        use_bias_correction_kl: multiply the k3 KL by the ratio (trl 1.x's default). Off by default: the classic k3
+            penalty of the GRPO paper and VLM-R1.
     """
 
     num_generations: int = 8
@@ -77,6 +80,7 @@ class GRPOConfig:
     max_completion_length: int = 256
     mask_truncated_completions: bool = False
     group_weight: dict[str, Any] | None = None
+    use_bias_correction_kl: bool = False
 
     def validate(self) -> None:
         if self.num_generations < 2:
@@ -119,22 +123,36 @@ class GRPOConfig:
 
 
 # -- the math (pure functions, tested against trl) -------------------------------------------------------------------
+def _nanstd(x: torch.Tensor, dim: int | None = None) -> torch.Tensor:
+    """Unbiased std ignoring NaN (trl's ``nanstd``)."""
+    if dim is None:
+        x, dim = x.reshape(1, -1), 1
+        return _nanstd(x, dim)[0]
+    mean = torch.nanmean(x, dim=dim, keepdim=True)
+    count = (~x.isnan()).sum(dim=dim)
+    return torch.sqrt(torch.nansum((x - mean) ** 2, dim=dim) / (count - 1).clamp(min=1))
+
+
 def group_advantages(
     rewards: torch.Tensor, group_size: int, scale: str = "group"
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Advantages for rewards laid out group by group; returns ``(advantages, per-row std used for scaling)``."""
+    """Advantages for rewards laid out group by group; returns ``(advantages, per-row std used for scaling)``.
+
+    A NaN reward (a completion every reward function declined to score) is left out of its group's mean and std and
+    gets advantage 0, as in trl.
+    """
     grouped = rewards.view(-1, group_size)
-    mean = grouped.mean(1).repeat_interleave(group_size)
-    std = grouped.std(1).repeat_interleave(group_size)  # unbiased, as torch.std / trl's nanstd
+    mean = torch.nanmean(grouped, dim=1).repeat_interleave(group_size)
+    std = _nanstd(grouped, dim=1).repeat_interleave(group_size)  # unbiased, as trl's nanstd
     advantages = rewards - mean
     if scale == "group":
         advantages = advantages / (std + 1e-4)
     elif scale == "batch":
-        std = rewards.std().expand_as(rewards)
+        std = _nanstd(rewards).expand_as(rewards)
         advantages = advantages / (std + 1e-4)
     elif scale != "none":
         raise ValueError(f"scale must be group, batch or none, got {scale!r}")
-    return advantages, std
+    return torch.nan_to_num(advantages, nan=0.0), std
 
 
 def per_token_grpo_loss(
@@ -147,6 +165,7 @@ def per_token_grpo_loss(
     ref_logps: torch.Tensor | None = None,
     weight: torch.Tensor | None = None,
     weight_scope: str = "policy",
+    bias_correction_kl: bool = False,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The per-token loss ``(B, T)`` and its parts (ratio, clipped flags, KL) for one batch of completions.
 
@@ -164,6 +183,10 @@ def per_token_grpo_loss(
             raise ValueError("beta > 0 needs the reference log-probs")
         diff = ref_logps - logps
         kl = torch.exp(diff) - diff - 1
+        if (
+            bias_correction_kl
+        ):  # trl 1.x's default: importance-weight the KL term by the (differentiable) ratio
+            kl = kl * ratio
         loss = loss + beta * kl
     if weight is not None and weight_scope == "total":
         loss = loss * weight.unsqueeze(1)
@@ -315,6 +338,9 @@ class GRPOStage(Stage):
             rollouts.append((item, ids, mask, truncated))
         table = torch.cat(tables)  # (P*G, n_rewards)
         rewards = (table * self.reward_weights).nansum(1)
+        rewards[table.isnan().all(1)] = (
+            torch.nan
+        )  # unscorable completions: out of the baseline, advantage 0 (trl)
         advantages, std = group_advantages(rewards, G, cfg.scale_rewards)
         weights = self._group_weights(table) if cfg.group_weight else None
         groups = []
@@ -421,6 +447,7 @@ class GRPOStage(Stage):
                 group.ref_logps,
                 group.weight,
                 (cfg.group_weight or {}).get("scope", "policy"),
+                cfg.use_bias_correction_kl,
             )
             losses.append(loss)
             masks.append(group.mask)

@@ -549,3 +549,15 @@ def test_uhr_geotiff_preview_without_full_decode(tmp_path):
     )
     tile = load_image(path, window=(1024, 512, 512, 512))
     assert np.asarray(tile.pixels).min() == 200
+
+
+def test_fast_rgb_path_equals_the_general_path(tmp_path):
+    """8-bit RGB PNG/JPEG skip the band/stretch machinery; the pixels must be exactly those of the general path."""
+    from rszoo.data.images import load_image
+
+    rng = np.random.default_rng(3)
+    Image.fromarray(rng.integers(0, 255, (37, 53, 3), dtype=np.uint8)).save(tmp_path / "rgb.png")
+    fast = load_image(tmp_path / "rgb.png")
+    general = load_image(tmp_path / "rgb.png", bands=(1, 2, 3))
+    assert np.array_equal(np.asarray(fast.pixels), np.asarray(general.pixels))
+    assert (fast.original_size, fast.window, fast.bands, fast.meta) == ((53, 37), (0, 0, 53, 37), (1, 2, 3), None)

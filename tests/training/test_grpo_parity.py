@@ -270,8 +270,8 @@ def test_loss_and_gradients_match_trl(world, tmp_path, loss_type, beta, num_iter
 @pytest.mark.slow
 def test_trl_default_bias_corrected_kl_is_the_one_difference(world, tmp_path) -> None:
     """trl 1.16 defaults to ``use_bias_correction_kl=True`` (KL multiplied by the differentiable ratio, DeepSeek-V3.2),
-    which changes the gradient whenever beta > 0. The stage implements the classic k3 penalty (VLM-R1, trl with
-    ``use_bias_correction_kl=False``); adding ``beta * KL * (ratio - 1)`` to ours gives trl's default exactly."""
+    which changes the gradient whenever beta > 0. The stage defaults to the classic k3 penalty (VLM-R1, trl with
+    ``use_bias_correction_kl=False``); its ``use_bias_correction_kl`` option gives trl's default exactly."""
     from rszoo.training.grpo import _pad_right, aggregate_loss, per_token_grpo_loss
     from rszoo.training.rollout import completion_logps
 
@@ -290,8 +290,10 @@ def test_trl_default_bias_corrected_kl_is_the_one_difference(world, tmp_path) ->
         logps = completion_logps(net.backbone, inputs, ids, TEMPERATURE)
         old = logps.detach()
         adv = world["adv"][p * G : (p + 1) * G]
-        loss, parts = per_token_grpo_loss(logps, old, adv, EPS_LOW, EPS_HIGH, BETA, world["ref"][p])
-        losses.append(loss + BETA * parts["kl"] * (torch.exp(logps - old) - 1))
+        loss, _ = per_token_grpo_loss(
+            logps, old, adv, EPS_LOW, EPS_HIGH, BETA, world["ref"][p], bias_correction_kl=True
+        )
+        losses.append(loss)
         masks.append(mask)
     total = aggregate_loss(_pad_right(losses), _pad_right(masks), "grpo", C)
     total.backward()

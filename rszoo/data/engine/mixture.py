@@ -50,6 +50,7 @@ from rszoo.data.engine.offline import OfflineReport, process_source
 from rszoo.data.engine.online import build_sample, sample_seed
 from rszoo.data.engine.recipe import DataRecipe, DataRecipeError, load_data_recipe, static_selection
 from rszoo.data.resize import smart_resize
+from rszoo.data.sampling import ResumablePosition
 
 __all__ = [
     "MixtureDataset",
@@ -244,7 +245,7 @@ def _entropy(*values: int) -> list[int]:
     return words
 
 
-class WeightedMixtureSampler(Sampler[MixtureKey]):
+class WeightedMixtureSampler(ResumablePosition, Sampler[MixtureKey]):
     """A resumable sampler over a :class:`MixtureDataset` (weighted or static mixing; see the module docstring).
 
     Args:
@@ -356,12 +357,7 @@ class WeightedMixtureSampler(Sampler[MixtureKey]):
             if pos % self.num_replicas == self.rank:
                 yield head[pos - self.size]
 
-    # -- Sampler interface ------------------------------------------------------------------------------------------
-    def set_epoch(self, epoch: int) -> None:
-        if epoch != self.epoch:
-            self._skip = 0
-        self.epoch = epoch
-
+    # -- Sampler interface (set_epoch / state_dict / load_state_dict: ResumablePosition) ---------------------------
     def __iter__(self) -> Iterator[MixtureKey]:
         skip, self._skip = self._skip, 0
         for k, key in enumerate(self._rank_order(self.epoch)):
@@ -370,30 +366,6 @@ class WeightedMixtureSampler(Sampler[MixtureKey]):
 
     def __len__(self) -> int:
         return -(-self.size // self.num_replicas)
-
-    def state_dict(self, consumed: int) -> dict[str, int]:
-        """The position after ``consumed`` samples on this rank, as a global count."""
-        return {
-            "epoch": self.epoch,
-            "consumed_global": consumed * self.num_replicas,
-            "seed": self.seed,
-            "size": self.size,
-        }
-
-    def load_state_dict(self, state: dict[str, int]) -> None:
-        if state.get("size") != self.size or state.get("seed") != self.seed:
-            raise ValueError(
-                f"cannot resume the data order: the checkpoint was made with {state.get('size')} samples per epoch "
-                f"and seed {state.get('seed')}, this run has {self.size} samples per epoch and seed {self.seed}"
-            )
-        consumed = int(state["consumed_global"])
-        if consumed % self.num_replicas:
-            raise ValueError(
-                f"cannot resume on {self.num_replicas} processes: {consumed} samples of the epoch were consumed, "
-                f"which does not split evenly; resume on a world size that divides {consumed}"
-            )
-        self.epoch = state["epoch"]
-        self._skip = consumed // self.num_replicas
 
 
 # --------------------------------------------------------------------------------------------------------------

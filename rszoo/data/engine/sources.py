@@ -62,7 +62,7 @@ from pathlib import Path
 from typing import Any
 
 from rszoo.data.detection_format import DOTA_V1_CATEGORIES
-from rszoo.data.records import iter_jsonl
+from rszoo.data.records import check_messages, iter_jsonl
 
 __all__ = [
     "DOTA_V1_CATEGORIES",
@@ -858,7 +858,7 @@ def load_messages(
             continue
         if "messages" not in obj:
             raise ValueError(f"{where}: missing 'messages' (the format is documented in rszoo.data.records)")
-        messages = _checked_messages(obj["messages"], annotations.parent, where)
+        messages = check_messages(obj["messages"], annotations.parent, where)
         records.append(
             ConversationRecord(
                 str(obj.get("id", f"{annotations.stem}-{lineno}")),
@@ -869,43 +869,6 @@ def load_messages(
         )
     stats.loaded = len(records)
     return records, stats
-
-
-def _checked_messages(messages: Any, root: Path, where: str) -> list[dict[str, Any]]:
-    """Validate OpenAI-style messages and make image paths absolute (relative ones are under ``root``)."""
-    if not isinstance(messages, list) or not messages:
-        raise ValueError(f"{where}: 'messages' must be a non-empty list of {{role, content}} objects")
-    out = []
-    for i, message in enumerate(messages):
-        if not isinstance(message, dict) or message.get("role") not in ("system", "user", "assistant"):
-            raise ValueError(
-                f"{where}: messages[{i}] needs a role of system/user/assistant, got {message!r:.80}"
-            )
-        content = message.get("content")
-        if isinstance(content, list):
-            parts = []
-            for j, part in enumerate(content):
-                if not isinstance(part, dict) or part.get("type") not in ("image", "text"):
-                    raise ValueError(
-                        f"{where}: messages[{i}].content[{j}] must be {{'type': 'image'|'text', ...}}"
-                    )
-                if part["type"] == "image":
-                    if not isinstance(part.get("image"), str):
-                        raise ValueError(f"{where}: messages[{i}].content[{j}].image must be a path string")
-                    path = Path(part["image"])
-                    path = path if path.is_absolute() else root / path
-                    _check_image(path, where)
-                    part = {**part, "image": str(path.resolve())}
-                elif not isinstance(part.get("text"), str):
-                    raise ValueError(f"{where}: messages[{i}].content[{j}].text must be a string")
-                parts.append(part)
-            content = parts
-        elif not isinstance(content, str):
-            raise ValueError(f"{where}: messages[{i}].content must be a string or a list of parts")
-        out.append({"role": message["role"], "content": content})
-    if out[-1]["role"] != "assistant":
-        raise ValueError(f"{where}: the last message must be the assistant's answer (the training target)")
-    return out
 
 
 def _single_turn(record: ConversationRecord) -> tuple[list[str], str, str, str] | None:
