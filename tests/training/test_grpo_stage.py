@@ -23,3 +23,4 @@ def test_unscorable_completions_leave_the_baseline_and_get_zero_advantage():
     batch, batch_std = group_advantages(rewards, 4, "batch")
     scored = rewards[~rewards.isnan()]
     torch.testing.assert_close(batch_std[0], scored.std())
+    torch.testing.assert_close(batch[0], (rewards[0] - kept.mean()) / (scored.std() + 1e-4))
