@@ -68,9 +68,9 @@ class DataSection:
     max_val_samples: int | None = None
     fraction: float = 1.0
     shuffle: bool = True
-    engine: dict[str, Any] = field(
-        default_factory=dict
-    )  # data-recipe overrides for format "mixture", e.g. {root: ...}
+    # format "mixture": data-recipe overrides (e.g. {root: /data/synth}) and length-aware batching (less padding)
+    engine: dict[str, Any] = field(default_factory=dict)
+    group_by_length: bool = False
 
 
 @dataclass

@@ -98,7 +98,7 @@ class ResumeState(L.Callback):
         if self.checkpoint_dir is not None:
             final = self.checkpoint_dir / f"step={trainer.global_step}.ckpt"
             if not final.exists():
-                trainer.save_checkpoint(final)
+                trainer.save_checkpoint(final, weights_only=False)  # full state: resumable
         self._prune()
 
     def _prune(self) -> None:

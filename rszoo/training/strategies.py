@@ -1,8 +1,11 @@
 """Distribution strategies built from a recipe's ``cluster`` section.
 
-``auto`` lets Lightning pick (a single device here); ``ddp`` replicates the model on every device; ``fsdp2`` shards it
-per ``fsdp_units()`` with FSDP2 (the default for large models; HSDP across nodes); ``fsdp1`` is Lightning's
+``auto`` picks for you: one device as is; several GPUs DDP when the memory planner says a full replica fits on each
+GPU, FSDP2 otherwise (the decision is printed); several CPU processes DDP. ``ddp`` replicates the model on every
+device; ``fsdp2`` shards it per ``fsdp_units()`` with FSDP2 (HSDP across nodes); ``fsdp1`` is Lightning's
 FSDPStrategy with the same units (GPUs only: FSDP1 refuses the CPU).
+
+Every builder takes ``(recipe, task)`` and returns what ``lightning.Trainer(strategy=...)`` accepts.
 """
 
 from __future__ import annotations
@@ -14,15 +17,34 @@ from rszoo.registry import STRATEGIES
 __all__ = ["build_strategy"]
 
 
-@STRATEGIES.register("auto", description="Lightning's choice: one device, or DDP when devices > 1")
-def _auto(cluster: Any, task: Any) -> Any:
-    return "auto"
+@STRATEGIES.register(
+    "auto", description="one device as is; on several GPUs DDP if a replica fits, else FSDP2"
+)
+def _auto(recipe: Any, task: Any) -> Any:
+    cluster = recipe.cluster
+    if cluster.devices * cluster.num_nodes == 1:
+        return "auto"
+    if cluster.accelerator not in ("gpu", "cuda"):
+        return _ddp(recipe, task)
+    import torch
+    from omegaconf import OmegaConf
+
+    from rszoo.training.recipe_plan import plan_from_recipe
+
+    as_ddp = OmegaConf.merge(recipe, {"cluster": {"strategy": "ddp"}})
+    gpu_memory = torch.cuda.get_device_properties(0).total_memory
+    plan = plan_from_recipe(as_ddp, gpu_memory=gpu_memory, advise=False)
+    choice = "ddp" if plan.fits else "fsdp2"
+    print(
+        f"[rszoo] strategy auto -> {choice}: a full replica needs {plan.total / 2**30:.1f} GiB of {gpu_memory / 2**30:.0f} GiB per GPU"
+    )
+    return STRATEGIES.get(choice)(recipe, task)
 
 
 @STRATEGIES.register(
     "ddp", description="DistributedDataParallel: a full replica per device (gloo on CPU, nccl on GPU)"
 )
-def _ddp(cluster: Any, task: Any) -> Any:
+def _ddp(recipe: Any, task: Any) -> Any:
     from lightning.pytorch.strategies import DDPStrategy
 
     return DDPStrategy(find_unused_parameters=False)
@@ -32,11 +54,12 @@ def _ddp(cluster: Any, task: Any) -> Any:
     "fsdp2",
     description="FSDP2 fully_shard per sharding unit + root (ModelParallelStrategy); HSDP across nodes; DCP checkpoints",
 )
-def _fsdp2(cluster: Any, task: Any) -> Any:
+def _fsdp2(recipe: Any, task: Any) -> Any:
     from lightning.pytorch.strategies import ModelParallelStrategy
 
     from rszoo.training.sharding import ShardingOptions
 
+    cluster = recipe.cluster
     fsdp = dict(cluster.fsdp)
     hsdp = {"auto": cluster.num_nodes > 1, "true": True, "false": False}[str(fsdp.pop("hsdp")).lower()]
     task.sharding = ShardingOptions(hsdp=hsdp, **fsdp)
@@ -53,9 +76,10 @@ def _fsdp2(cluster: Any, task: Any) -> Any:
     "fsdp1",
     description="FSDP1 (FSDPStrategy) with wrap and checkpointing policies from fsdp_units(); GPUs only",
 )
-def _fsdp1(cluster: Any, task: Any) -> Any:
+def _fsdp1(recipe: Any, task: Any) -> Any:
     from lightning.pytorch.strategies import FSDPStrategy
 
+    cluster = recipe.cluster
     units = task.sharding_unit_types()
     return FSDPStrategy(
         auto_wrap_policy=units,
@@ -67,6 +91,6 @@ def _fsdp1(cluster: Any, task: Any) -> Any:
     )
 
 
-def build_strategy(cluster: Any, task: Any) -> Any:
-    """The Lightning strategy for ``cluster.strategy`` (a name in ``rszoo.registry.STRATEGIES``)."""
-    return STRATEGIES.get(cluster.strategy)(cluster, task)
+def build_strategy(recipe: Any, task: Any) -> Any:
+    """The Lightning strategy for ``recipe.cluster.strategy`` (a name in ``rszoo.registry.STRATEGIES``)."""
+    return STRATEGIES.get(recipe.cluster.strategy)(recipe, task)

@@ -77,3 +77,25 @@ def test_resume_auto_prefers_a_newer_preemption_checkpoint(tmp_path):
     assert resolve_resume(str(ckpts), ckpts) == ckpts / "step=200.ckpt"
     with pytest.raises(FileNotFoundError, match="does not exist"):
         resolve_resume(str(tmp_path / "nope.ckpt"), ckpts)
+
+
+def test_auto_strategy_picks_ddp_when_a_replica_fits_else_fsdp2(monkeypatch, capsys):
+    import types
+
+    import torch
+    from lightning.pytorch.strategies import DDPStrategy, ModelParallelStrategy
+
+    from rszoo.recipes import RECIPES_DIR, load_recipe
+    from rszoo.training.strategies import build_strategy
+
+    gib = 2**30
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda i: types.SimpleNamespace(total_memory=80 * gib))
+    task = types.SimpleNamespace()
+    tiny = load_recipe(RECIPES_DIR / "rsground_r1" / "tiny_cot_sft.yaml", ["cluster.accelerator=gpu", "cluster.devices=2"])
+    assert isinstance(build_strategy(tiny, task), DDPStrategy)
+    assert "strategy auto -> ddp" in capsys.readouterr().out
+    big = load_recipe(RECIPES_DIR / "rsground_r1" / "cot_sft_3b_8xa800.yaml", ["cluster.strategy=auto"])
+    assert isinstance(build_strategy(big, task), ModelParallelStrategy)  # 16 B/param x 3.75B = 56 GiB before activations
+    assert "strategy auto -> fsdp2" in capsys.readouterr().out and task.sharding.activation_checkpointing
+    single = load_recipe(RECIPES_DIR / "rsground_r1" / "tiny_cot_sft.yaml")
+    assert build_strategy(single, task) == "auto"

@@ -63,7 +63,9 @@ class RSCoVLM(BaseTask):
             data.batch_size,
             data.num_workers,
             seed,
-            sampler_factory=mixture_sampler_factory(mixture, batch_size=data.batch_size, seed=seed),
+            sampler_factory=mixture_sampler_factory(
+                mixture, batch_size=data.batch_size, seed=seed, group_by_length=data.group_by_length
+            ),
         )
 
     def evaluate(self, eval_cfg: Any, out_dir: Any, network: Any = None) -> dict[str, Any]:
