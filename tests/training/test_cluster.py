@@ -89,13 +89,19 @@ def test_auto_strategy_picks_ddp_when_a_replica_fits_else_fsdp2(monkeypatch, cap
     from rszoo.training.strategies import build_strategy
 
     gib = 2**30
-    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda i: types.SimpleNamespace(total_memory=80 * gib))
+    monkeypatch.setattr(
+        torch.cuda, "get_device_properties", lambda i: types.SimpleNamespace(total_memory=80 * gib)
+    )
     task = types.SimpleNamespace()
-    tiny = load_recipe(RECIPES_DIR / "rsground_r1" / "tiny_cot_sft.yaml", ["cluster.accelerator=gpu", "cluster.devices=2"])
+    tiny = load_recipe(
+        RECIPES_DIR / "rsground_r1" / "tiny_cot_sft.yaml", ["cluster.accelerator=gpu", "cluster.devices=2"]
+    )
     assert isinstance(build_strategy(tiny, task), DDPStrategy)
     assert "strategy auto -> ddp" in capsys.readouterr().out
     big = load_recipe(RECIPES_DIR / "rsground_r1" / "cot_sft_3b_8xa800.yaml", ["cluster.strategy=auto"])
-    assert isinstance(build_strategy(big, task), ModelParallelStrategy)  # 16 B/param x 3.75B = 56 GiB before activations
+    assert isinstance(
+        build_strategy(big, task), ModelParallelStrategy
+    )  # 16 B/param x 3.75B = 56 GiB before activations
     assert "strategy auto -> fsdp2" in capsys.readouterr().out and task.sharding.activation_checkpointing
     single = load_recipe(RECIPES_DIR / "rsground_r1" / "tiny_cot_sft.yaml")
     assert build_strategy(single, task) == "auto"

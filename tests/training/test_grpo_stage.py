@@ -14,7 +14,9 @@ def test_unscorable_completions_leave_the_baseline_and_get_zero_advantage():
     rewards = torch.tensor([1.0, nan, 3.0, 2.0, 5.0, 5.0, 5.0, 5.0])
     adv, std = group_advantages(rewards, 4, "group")
     kept = torch.tensor([1.0, 3.0, 2.0])
-    expected = (kept - kept.mean()) / (kept.std() + 1e-4)  # mean and unbiased std of the three scored rollouts
+    expected = (kept - kept.mean()) / (
+        kept.std() + 1e-4
+    )  # mean and unbiased std of the three scored rollouts
     torch.testing.assert_close(adv[[0, 2, 3]], expected)
     assert adv[1] == 0.0
     assert torch.all(adv[4:] == 0) and torch.all(std[4:] == 0)  # a group with equal rewards teaches nothing
