@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, __file__.rsplit("/", 2)[0])
-from _common import save_result  # noqa: E402
+from _common import save_result
 
 SCENES, EVAL_SCENES, SIZE, STEPS, EVAL_PER_TASK, SEED = 128, 12, 224, 300, 12, 0
 MIXTURES = {"uniform": {}, "perception-heavy": {"synth_grounding": 3.0, "synth_det": 3.0}}
