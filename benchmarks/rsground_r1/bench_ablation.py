@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, __file__.rsplit("/", 2)[0])
 from _common import save_result
 
-SCENES, SIZE, SFT_STEPS, GRPO_STEPS, EVAL_EVERY, EVAL_SAMPLES, SEED = 192, 224, 400, 60, 15, 48, 0
+SCENES, SIZE, SFT_STEPS, GRPO_STEPS, EVAL_EVERY, EVAL_SAMPLES, SEED = 192, 224, 800, 60, 15, 48, 0
 VARIANTS = {
     "iou": ["stage_args.rewards=[{name: format}, {name: iou}]", "stage_args.group_weight=null"],
     "iou+rpos": [
@@ -96,6 +96,10 @@ def main() -> None:
                 "final_eval": res.eval,
                 "acc@0.5": [(0, sft.eval["acc@0.5"]), *_column(run_dir, "eval/acc_at_0.5")],
                 "miou": [(0, sft.eval["miou"]), *_column(run_dir, "eval/miou")],
+                "parse_failure_rate": [
+                    (0, sft.eval["parse_failures"] / sft.eval["n"]),
+                    *[(s, v / EVAL_SAMPLES) for s, v in _column(run_dir, "eval/parse_failures")],
+                ],
                 "reward_std": _column(run_dir, "train/reward_std"),
                 "reward": _column(run_dir, "train/reward"),
             }
@@ -106,10 +110,10 @@ def main() -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(14, 3.6))
+    fig, axes = plt.subplots(1, 4, figsize=(18, 3.6))
     for name in VARIANTS:
         r = results[name]
-        for ax, key in zip(axes[:2], ("acc@0.5", "miou")):
+        for ax, key in zip((axes[0], axes[1], axes[3]), ("acc@0.5", "miou", "parse_failure_rate")):
             steps, values = zip(*r[key])
             ax.plot(steps, values, marker="o", label=name)
         steps, values = zip(*r["reward_std"])
@@ -121,7 +125,12 @@ def main() -> None:
         axes[2].plot(steps, smooth, label=name)
     for ax, title in zip(
         axes,
-        ("Acc@0.5 (held-out images)", "mIoU (held-out images)", "reward std across rollouts (5-step mean)"),
+        (
+            "Acc@0.5 (held-out images)",
+            "mIoU (held-out images)",
+            "reward std across rollouts (5-step mean)",
+            "unparseable answers (held-out)",
+        ),
     ):
         ax.set_title(title)
         ax.set_xlabel("GRPO step (0 = after CoT-SFT)")
