@@ -70,7 +70,8 @@ def create_model(name: str, **overrides: Any) -> Any:
 
 
 def load_model(path_or_hub_id: str, *, revision: str | None = None, **kwargs: Any) -> Any:
-    """Load a saved rszoo model folder (or Hub id) whatever its family; ``kwargs`` go to ``from_pretrained``.
+    """Load a saved rszoo model folder, Hub id, or named variant (``<model>-<size>.<tag>``, see
+    ``ModelConfig.register_pretrained``) whatever its family; ``kwargs`` go to ``from_pretrained``.
 
     Example:
         >>> import tempfile
@@ -80,7 +81,11 @@ def load_model(path_or_hub_id: str, *, revision: str | None = None, **kwargs: An
     """
     from rszoo.config import ModelConfig
     from rszoo.models.base import resolve_pretrained
+    from rszoo.registry import MODELS
 
+    if "." in str(path_or_hub_id) and str(path_or_hub_id) in MODELS.list("*", pretrained=True):
+        meta = MODELS.entry(str(path_or_hub_id)).meta  # a named variant: '<model>-<size>.<tag>'
+        path_or_hub_id, revision = meta["repo_id"], revision or meta.get("revision")
     directory = resolve_pretrained(path_or_hub_id, revision)
     network_class = ModelConfig.from_checkpoint(directory).network_class()
     return network_class.from_pretrained(directory, **kwargs)

@@ -190,6 +190,42 @@ class ModelConfig:
             )
 
     @classmethod
+    def register_pretrained(cls, name: str, repo_id: str, revision: str | None = None, description: str = "") -> None:
+        """Name published weights ``<model>-<size>.<tag>`` (a Hub id, optionally pinned to a revision, or a folder).
+
+        ``rszoo.load_model(name)`` then loads them and ``rszoo.list_models(pretrained=True)`` lists them.
+
+        Example:
+            >>> from rszoo.models.rsground_r1.config import RSGroundR1Config
+            >>> RSGroundR1Config.register_pretrained("rsground_r1-3b.mine", "my-org/rsground-r1-3b", revision="v1")
+            >>> "rsground_r1-3b.mine" in ModelConfig.pretrained_names()
+            True
+        """
+        base, _, tag = name.partition(".")
+        if not tag or base not in cls.presets:
+            raise ConfigError(
+                f"pretrained names are '<preset>.<tag>' with a {cls.family!r} preset ({sorted(cls.presets)}); got {name!r}"
+            )
+        MODELS.register(
+            name,
+            obj=cls,
+            overwrite=True,
+            family=cls.family,
+            size=base.split("-", 1)[1],
+            tiny=False,
+            pretrained=True,
+            repo_id=repo_id,
+            revision=revision,
+            description=description,
+            **cls.card,
+        )
+
+    @staticmethod
+    def pretrained_names() -> list[str]:
+        """Every registered ``<model>-<size>.<tag>`` name."""
+        return MODELS.list("*", pretrained=True)
+
+    @classmethod
     def network_class(cls) -> type:
         """The ``nn.Module`` class this config builds (imported on demand)."""
         from rszoo.registry import resolve
