@@ -190,7 +190,9 @@ class ModelConfig:
             )
 
     @classmethod
-    def register_pretrained(cls, name: str, repo_id: str, revision: str | None = None, description: str = "") -> None:
+    def register_pretrained(
+        cls, name: str, repo_id: str, revision: str | None = None, description: str = ""
+    ) -> None:
         """Name published weights ``<model>-<size>.<tag>`` (a Hub id, optionally pinned to a revision, or a folder).
 
         ``rszoo.load_model(name)`` then loads them and ``rszoo.list_models(pretrained=True)`` lists them.

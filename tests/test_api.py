@@ -65,10 +65,14 @@ def test_named_pretrained_variants(tmp_path):
     from rszoo.registry import MODELS
 
     folder = rszoo.create_model("rsground_r1-tiny").save_pretrained(tmp_path / "weights")
-    RSGroundR1Config.register_pretrained("rsground_r1-tiny.unit", str(folder), description="a test checkpoint")
+    RSGroundR1Config.register_pretrained(
+        "rsground_r1-tiny.unit", str(folder), description="a test checkpoint"
+    )
     try:
         assert "rsground_r1-tiny.unit" in rszoo.list_models("rsground_r1-*", pretrained=True)
-        assert "rsground_r1-tiny.unit" not in rszoo.list_models("*", tiny=True)  # presets and weights are told apart
+        assert "rsground_r1-tiny.unit" not in rszoo.list_models(
+            "*", tiny=True
+        )  # presets and weights are told apart
         assert type(rszoo.load_model("rsground_r1-tiny.unit")).__name__ == "RSGroundR1Model"
         with pytest.raises(ConfigError, match="'<preset>.<tag>'"):
             RSGroundR1Config.register_pretrained("rsground_r1-huge.x", "org/x")

@@ -55,15 +55,24 @@ class SFTConfig:
     """Options of the SFT stage.
 
     Attributes:
-        max_length: longest tokenised sample; longer samples raise naming the sample (truncation would cut image
-            tokens and corrupt the sample).
+        max_length: longest tokenised sample (truncation would cut image tokens and corrupt the sample, so it is
+            never done).
+        overlong: what to do with a longer sample: ``error`` (raise naming it) or ``skip`` (drop it from its batch;
+            counted in ``train/skipped_overlong``) — the practical choice for mixtures with dense detection scenes.
         pack: concatenate samples of a batch into one row (no padding) with per-sample positions.
         pad_to_multiple_of: pad lengths to a multiple (e.g. 8 on GPUs).
     """
 
     max_length: int = 4096
+    overlong: str = "error"
     pack: bool = False
     pad_to_multiple_of: int | None = None
+
+    def validate(self) -> None:
+        if self.overlong not in ("error", "skip"):
+            raise ValueError(f"stage_args.overlong must be 'error' or 'skip', got {self.overlong!r}")
+        if self.max_length < 1:
+            raise ValueError(f"stage_args.max_length must be >= 1, got {self.max_length}")
 
 
 class SFTStage(Stage):
@@ -100,6 +109,11 @@ class SFTStage(Stage):
         )
         lengths = batch["attention_mask"].sum(1)
         too_long = [(s["id"], int(n)) for s, n in zip(samples, lengths) if n > self.config.max_length]
+        if too_long and self.config.overlong == "skip" and len(too_long) < len(samples):
+            kept = [s for s, n in zip(samples, lengths) if n <= self.config.max_length]
+            batch = self._encode(kept)
+            batch["num_skipped"] = batch.get("num_skipped", torch.tensor(0)) + len(too_long)
+            return batch
         if too_long:
             raise ValueError(
                 f"sample(s) longer than stage_args.max_length={self.config.max_length} tokens: {too_long}; raise "
@@ -116,7 +130,13 @@ class SFTStage(Stage):
 
     def collate(self, samples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         batch = self._encode(samples)
-        return self._pack(batch) if self.config.pack and len(samples) > 1 else batch
+        if not self.config.pack or len(samples) < 2:
+            return batch
+        skipped = batch.pop("num_skipped", None)
+        packed = self._pack(batch)
+        if skipped is not None:
+            packed["num_skipped"] = skipped
+        return packed
 
     def _pack(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """One row holding every sample back to back, with each sample's own 3-D rope positions."""
@@ -161,6 +181,9 @@ class SFTStage(Stage):
         return loss, n_tokens
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        skipped = batch.pop("num_skipped", None)
+        if skipped is not None:
+            self.task.log("train/skipped_overlong", float(skipped), reduce_fx="sum", batch_size=1)
         loss, n_tokens = self.loss(batch)
         bs = int(batch["input_ids"].shape[0])
         self.task.log("train/loss", loss, prog_bar=True, batch_size=bs)
@@ -168,6 +191,7 @@ class SFTStage(Stage):
         return loss
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        batch.pop("num_skipped", None)
         loss, _ = self.loss(batch)
         self.task.log(
             "val/loss", loss, prog_bar=True, batch_size=int(batch["input_ids"].shape[0]), sync_dist=True

@@ -163,3 +163,21 @@ def test_data_errors_name_file_and_line(tmp_path, data_dir):
     no_answer.write_text(json.dumps({"messages": [{"role": "user", "content": "a"}]}) + "\n")
     with pytest.raises(ValueError, match="last message must be the assistant"):
         load_messages_jsonl(no_answer)
+
+
+def test_overlong_samples_can_be_skipped_and_counted(data_dir):
+    rows = load_messages_jsonl(data_dir / "train.jsonl")
+    t = rszoo.RSGroundR1(
+        model="rsground_r1-tiny", stage="cot_sft", stage_args={"max_length": 40, "overlong": "skip"}
+    )
+    t.configure_model()
+    batch = t.collate(rows)  # two image samples exceed 40 tokens, the text-only one does not
+    assert int(batch["num_skipped"]) == 2 and batch["input_ids"].shape[0] == 1
+    tok = t.network.processor.tokenizer
+    assert tok.decode(batch["input_ids"][0][batch["labels"][0] != -100]) == "Hi there.<|im_end|>"
+    assert torch.isfinite(t.training_step(batch, 0))
+    with pytest.raises(ValueError, match="max_length=16"):  # nothing left: still an error
+        t.stage.config.max_length = 16
+        t.collate(rows)
+    with pytest.raises(ValueError, match="overlong must be 'error' or 'skip'"):
+        rszoo.RSGroundR1(model="rsground_r1-tiny", stage="cot_sft", stage_args={"overlong": "truncate"})
