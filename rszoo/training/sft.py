@@ -17,37 +17,12 @@ from typing import Any
 
 import torch
 
+from rszoo.models.vlm.model import assistant_token_mask
 from rszoo.training.task import Stage
 
-__all__ = ["SFTStage", "assistant_token_mask"]
+__all__ = ["SFTStage"]
 
 IGNORE_INDEX = -100
-
-
-def assistant_token_mask(
-    input_ids: torch.Tensor, im_start_id: int, im_end_id: int, header_ids: list[int]
-) -> torch.Tensor:
-    """A bool mask of the assistant tokens to train on, for a (B, L) batch of Qwen-chat token ids.
-
-    A span starts after ``<|im_start|>`` + ``header_ids`` (the tokens of ``"assistant\\n"``) and ends at the next
-    ``<|im_end|>``, which is included: the model must learn to stop.
-    """
-    mask = torch.zeros_like(input_ids, dtype=torch.bool)
-    header = torch.tensor(header_ids, dtype=input_ids.dtype)
-    n = len(header_ids)
-    for row in range(input_ids.shape[0]):
-        ids = input_ids[row]
-        starts = (ids == im_start_id).nonzero().flatten().tolist()
-        for s in starts:
-            body = s + 1 + n
-            if body > ids.numel() or not torch.equal(ids[s + 1 : body], header):
-                continue
-            ends = (ids[body:] == im_end_id).nonzero().flatten()
-            stop = (
-                body + int(ends[0]) + 1 if ends.numel() else ids.numel()
-            )  # a truncated turn trains to the end
-            mask[row, body:stop] = True
-    return mask
 
 
 @dataclasses.dataclass

@@ -96,6 +96,26 @@ def test_loss_equals_transformers_own_loss(task, data_dir):
     torch.testing.assert_close(ours, theirs, rtol=1e-6, atol=1e-6)
 
 
+def test_answer_scores_equal_transformers_loss_and_greedy_accuracy(task, data_dir):
+    """Scored as one right-padded batch, each row equals transformers' own loss over its SFT labels, unpadded."""
+    from rszoo.models.vlm.model import load_message_images
+
+    rows = load_messages_jsonl(data_dir / "train.jsonl")
+    network = task.network.eval()
+    scores = network.answer_scores(
+        [r["messages"] for r in rows], [load_message_images(r["messages"], data_dir) for r in rows]
+    )
+    for row, score in zip(rows, scores):
+        batch = task.collate([row])
+        labels = batch["labels"][:, 1:]
+        with torch.no_grad():
+            out = network.backbone.hf_model(**batch)
+        assert score["tokens"] == int((labels != -100).sum())
+        torch.testing.assert_close(score["nll"] / score["tokens"], out.loss.item(), rtol=1e-5, atol=1e-5)
+        greedy = out.logits[:, :-1].argmax(-1)
+        assert score["correct"] == int(((greedy == labels) & (labels != -100)).sum())
+
+
 def test_packing_gives_the_same_loss_and_gradients(task, data_dir):
     rows = load_messages_jsonl(data_dir / "train.jsonl")[:2]
     padded = task.stage._encode(rows)

@@ -9,6 +9,8 @@ Each task is scored with rszoo's metrics:
 * grounding — Acc@0.5, Acc@0.7, mIoU, cumIoU (:func:`rszoo.metrics.grounding.grounding`; answers in Qwen2.5-VL absolute
   pixels of the resized input, mapped back by the smart_resize ratio);
 * detection — AP_nc@0.5 with constant scores and mF1 (:mod:`rszoo.metrics.detection`), plus the parser's counts.
+* every task — ``teacher_forced``: NLL per reference-answer token and greedy token accuracy, which move from the first
+  training steps, long before generated answers become correct (compare short runs with them).
 
 ``report.json`` holds every number; ``detections.png`` draws predicted quads with labels on sample images.
 """
@@ -79,6 +81,23 @@ def _caption_scores(predictions: list[str], references: list[str]) -> dict[str, 
     return {"bleu4": float(bleu[3]), "cider": float(cider)}
 
 
+def _teacher_forced(
+    model: Any, root: Path, by_task: dict[str, list[dict[str, Any]]], batch_size: int
+) -> dict[str, dict[str, float]]:
+    """Per task: NLL per reference-answer token and greedy token accuracy (:meth:`VLMModel.answer_scores`)."""
+    from rszoo.models.vlm.model import load_message_images
+
+    out = {}
+    for task, rows in sorted(by_task.items()):
+        nll = tokens = correct = 0.0
+        for start in range(0, len(rows), batch_size):
+            chats = [r["messages"] for r in rows[start : start + batch_size]]
+            for s in model.answer_scores(chats, [load_message_images(c, root) for c in chats]):
+                nll, tokens, correct = nll + s["nll"], tokens + s["tokens"], correct + s["correct"]
+        out[task] = {"nll_per_token": nll / tokens, "token_accuracy": correct / tokens, "rows": len(rows)}
+    return out
+
+
 def evaluate_multitask(
     model: Any,
     data_root: str | Path,
@@ -117,6 +136,7 @@ def evaluate_multitask(
         return out
 
     with torch.no_grad():
+        report["teacher_forced"] = _teacher_forced(model, root, by_task, batch_size)
         for task in ("vqa", "classification"):
             if by_task.get(task):
                 results = run_chat(by_task[task])

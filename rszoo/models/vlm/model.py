@@ -25,7 +25,33 @@ from rszoo.backbones.qwen_vl import (
 from rszoo.models.base import CheckpointError, RSZooModel, check_keys
 from rszoo.models.vlm.config import VLMConfig
 
-__all__ = ["VLMModel", "load_message_images"]
+__all__ = ["VLMModel", "assistant_token_mask", "load_message_images"]
+
+
+def assistant_token_mask(
+    input_ids: torch.Tensor, im_start_id: int, im_end_id: int, header_ids: list[int]
+) -> torch.Tensor:
+    """A bool mask of the assistant tokens to train on, for a (B, L) batch of Qwen-chat token ids.
+
+    A span starts after ``<|im_start|>`` + ``header_ids`` (the tokens of ``"assistant\\n"``) and ends at the next
+    ``<|im_end|>``, which is included: the model must learn to stop.
+    """
+    mask = torch.zeros_like(input_ids, dtype=torch.bool)
+    header = torch.tensor(header_ids, dtype=input_ids.dtype)
+    n = len(header_ids)
+    for row in range(input_ids.shape[0]):
+        ids = input_ids[row]
+        starts = (ids == im_start_id).nonzero().flatten().tolist()
+        for s in starts:
+            body = s + 1 + n
+            if body > ids.numel() or not torch.equal(ids[s + 1 : body], header):
+                continue
+            ends = (ids[body:] == im_end_id).nonzero().flatten()
+            stop = (
+                body + int(ends[0]) + 1 if ends.numel() else ids.numel()
+            )  # a truncated turn trains to the end
+            mask[row, body:stop] = True
+    return mask
 
 
 def load_message_images(messages: list[dict[str, Any]], root: str | Path | None = None) -> list[Any]:
@@ -172,6 +198,51 @@ class VLMModel(RSZooModel):
         out = self.generate(**inputs, **kwargs, **generate_kwargs)
         new_tokens = out[:, inputs["input_ids"].shape[1] :]
         return self.processor.batch_decode(new_tokens, skip_special_tokens=True)
+
+    @torch.no_grad()
+    def answer_scores(
+        self, conversations: list[list[dict[str, Any]]], images: list[list[Any]] | None = None
+    ) -> list[dict[str, float]]:
+        """Teacher-forced scores of each conversation's assistant turns (the reference answers).
+
+        Returns, per conversation, ``nll`` (summed negative log-likelihood of its assistant tokens, end-of-turn
+        included, exactly the tokens SFT trains on), ``tokens`` (their number) and ``correct`` (how many the model's
+        greedy next-token prediction gets right). Unlike generated-answer metrics these move smoothly from the first
+        training steps, so they compare runs that are still too short to answer correctly.
+
+        Example:
+            >>> import rszoo
+            >>> model = rszoo.create_model("rscovlm-tiny")
+            >>> chat = [{"role": "user", "content": "Is there a ship?"}, {"role": "assistant", "content": "no"}]
+            >>> [score] = model.answer_scores([chat])
+            >>> sorted(score)
+            ['correct', 'nll', 'tokens']
+            >>> score["correct"] <= score["tokens"]
+            True
+        """
+        tok = self.processor.tokenizer
+        batch = self.encode(conversations, images, add_generation_prompt=False, padding_side="right")
+        mask = assistant_token_mask(
+            batch["input_ids"],
+            tok.convert_tokens_to_ids("<|im_start|>"),
+            tok.convert_tokens_to_ids("<|im_end|>"),
+            tok.encode("assistant\n", add_special_tokens=False),
+        )
+        mask &= batch["attention_mask"].bool()
+        batch = batch.to(next(self.parameters()).device)
+        logits = self(**batch, use_cache=False).logits[:, :-1].float()
+        targets = batch["input_ids"][:, 1:]
+        scored = mask[:, 1:].to(logits.device)
+        nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
+        correct = logits.argmax(-1) == targets
+        return [
+            {
+                "nll": float(nll[i][scored[i]].sum()),
+                "tokens": float(scored[i].sum()),
+                "correct": float(correct[i][scored[i]].sum()),
+            }
+            for i in range(len(conversations))
+        ]
 
     # -- backbone contract passthrough --------------------------------------------------------------------------------
     def freeze_groups(self) -> dict[str, list[torch.nn.Module]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -75,6 +76,9 @@ class _Oracle:
     def input_size(self, size):
         return self.real.input_size(size)
 
+    def answer_scores(self, chats, images):
+        return self.real.answer_scores(chats, images)
+
     def answer(self, images, questions, **kw):
         out = []
         for image, q in zip(images, questions):
@@ -127,6 +131,11 @@ def test_multitask_evaluation_scores_an_oracle_and_a_random_model(tmp_path):
         real, tmp_path / "d", None, max_per_task=2
     )  # the untrained model: low, no crash
     assert random["detection"]["ap_nc50"] <= 0.5 and random["grounding"]["acc@0.5"] <= 0.5
+    # teacher-forced scores for every task in messages.jsonl; a random-init model is near chance: NLL ~ ln(vocab)
+    vocab = real.processor.tokenizer.vocab_size
+    assert set(random["teacher_forced"]) == {"caption", "detection", "grounding", "vqa"}
+    for scores in random["teacher_forced"].values():
+        assert scores["nll_per_token"] > 0.7 * math.log(vocab) and scores["token_accuracy"] < 0.2
 
 
 def test_predict_draws_detections(tmp_path, monkeypatch, capsys):

@@ -222,8 +222,7 @@ def test_bad_crop_boxes_raise_clear_errors(box: list, size: tuple[int, int], mat
 def test_chain_sample_tokenises_with_one_tool_token_and_loss_on_both_assistant_turns(
     tiny_model: Any, tmp_path: Path
 ) -> None:
-    from rszoo.models.vlm.model import load_message_images
-    from rszoo.training.sft import assistant_token_mask
+    from rszoo.models.vlm.model import assistant_token_mask, load_message_images
 
     rng = np.random.default_rng(0)
     path = save_geotiff(
