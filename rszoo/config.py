@@ -17,18 +17,33 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
 from rszoo.registry import MODELS
 
-__all__ = ["CONFIG_FILE", "ConfigError", "ModelConfig", "deep_merge"]
+__all__ = ["CONFIG_FILE", "ConfigError", "ModelConfig", "check_known_keys", "deep_merge"]
 
 CONFIG_FILE = "rszoo.json"  # rszoo's own config inside a saved model folder (config.json stays transformers')
 
 
 class ConfigError(ValueError):
     """A configuration value is missing, unknown or of the wrong type; the message names it."""
+
+
+def check_known_keys(values: Iterable[str], allowed: Iterable[str], where: str, what: str = "key(s)") -> None:
+    """Fail with ``ConfigError`` naming ``where``, the unknown keys and the allowed ones (one message for every config).
+
+    >>> check_known_keys({"lr": 1, "epochs": 2}, ["lr", "max_steps"], "recipe.yaml: optim", "option(s)")
+    Traceback (most recent call last):
+    ...
+    rszoo.config.ConfigError: recipe.yaml: optim: unknown option(s) ['epochs']; allowed: ['lr', 'max_steps']
+    """
+    allowed = set(allowed)
+    unknown = sorted(set(values) - allowed)
+    if unknown:
+        raise ConfigError(f"{where}: unknown {what} {unknown}; allowed: {sorted(allowed)}")
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -96,12 +111,7 @@ class ModelConfig:
             raise ConfigError(
                 f"{source}: expected a mapping of {cls.__name__} fields, got {type(data).__name__}"
             )
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - set(fields))
-        if unknown:
-            raise ConfigError(
-                f"{source}: unknown {cls.__name__} key(s) {unknown}; allowed keys: {sorted(fields)}"
-            )
+        check_known_keys(data, (f.name for f in dataclasses.fields(cls)), source, f"{cls.__name__} key(s)")
         try:
             return cls(**copy.deepcopy(data))
         except ConfigError as exc:

@@ -73,7 +73,7 @@ def test_from_name_dict_file_checkpoint_round_trip(tmp_path):
 
 
 def test_validation_errors_name_the_field(tmp_path):
-    with pytest.raises(ConfigError, match=r"unknown RSGroundR1Config key\(s\) \['max_pixel'\].*allowed keys"):
+    with pytest.raises(ConfigError, match=r"unknown RSGroundR1Config key\(s\) \['max_pixel'\].*allowed"):
         RSGroundR1Config.from_name("rsground_r1-tiny", max_pixel=1)
     with pytest.raises(ConfigError, match="min_pixels <= max_pixels"):
         RSGroundR1Config.from_name("rsground_r1-tiny", min_pixels=10_000, max_pixels=100)

@@ -29,7 +29,7 @@ def test_composition_interpolation_and_overrides():
         (["trainer.max_steps=many"], r"command line: invalid key 'trainer.max_steps'"),
         (
             ["stage_args.num_generation=4"],
-            r"command line: stage_args: unknown option\(s\) \['num_generation'\].*allowed",
+            r"command line: stage_args: unknown GRPOStage option\(s\) \['num_generation'\].*allowed",
         ),
         (["stage_args.beta=lots"], r"stage_args"),
         (["stage=sft"], r"stage: RSGroundR1 has no stage 'sft'; choose from \['cot_sft', 'grpo'\]"),

@@ -40,6 +40,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rszoo.config import check_known_keys
+
 __all__ = ["GroundingRecord", "JsonlError", "check_messages", "iter_jsonl", "write_jsonl"]
 
 
@@ -163,10 +165,7 @@ class GroundingRecord:
             raise ValueError(
                 f"{where}: grounding record misses {missing}; required keys are {list(required)}"
             )
-        known = {f for f in cls.__dataclass_fields__}
-        unknown = sorted(set(obj) - known)
-        if unknown:
-            raise ValueError(f"{where}: unknown grounding record keys {unknown}; allowed: {sorted(known)}")
+        check_known_keys(obj, cls.__dataclass_fields__, where, "grounding record key(s)")
         try:
             return cls(**obj)
         except (TypeError, ValueError) as exc:

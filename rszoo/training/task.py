@@ -23,6 +23,8 @@ from typing import Any, ClassVar
 import lightning as L
 import torch
 
+from rszoo.config import check_known_keys
+
 __all__ = ["BaseTask", "Stage", "build_network", "freeze_parts", "stage_config", "task_class"]
 
 FREEZABLE = ("vision_tower", "projector", "language_model", "embeddings")
@@ -78,12 +80,8 @@ def stage_config(stage_cls: type[Stage], values: dict[str, Any] | None, where: s
     from omegaconf.errors import OmegaConfBaseException
 
     values = dict(values or {})
-    fields = {f.name for f in dataclasses.fields(stage_cls.Config)}
-    unknown = sorted(set(values) - fields)
-    if unknown:
-        raise ValueError(
-            f"{where}: unknown option(s) {unknown} for {stage_cls.__name__}; allowed: {sorted(fields)}"
-        )
+    fields = (f.name for f in dataclasses.fields(stage_cls.Config))
+    check_known_keys(values, fields, where, f"{stage_cls.__name__} option(s)")
     try:
         typed = OmegaConf.merge(OmegaConf.structured(stage_cls.Config), values)
         config = OmegaConf.to_object(typed)

@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rszoo.config import check_known_keys
 from rszoo.data.engine.sources import (
     FORMATS,
     ConversationRecord,
@@ -135,10 +136,7 @@ class OfflineOptions:
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any], where: str) -> OfflineOptions:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"{where}: unknown offline option(s) {unknown}; allowed: {sorted(known)}")
+        check_known_keys(values, (f.name for f in dataclasses.fields(cls)), where, "offline option(s)")
         opts = cls(**dict(values))
         opts.validate(where)
         return opts

@@ -61,6 +61,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from rszoo.config import check_known_keys
 from rszoo.data.detection_format import PLAIN_TEMPLATE, SYSTEM_PROMPTS, build_dense_det_messages
 from rszoo.data.resize import smart_resize
 
@@ -191,10 +192,7 @@ class OnlineOptions:
     @classmethod
     def from_dict(cls, values: Mapping[str, Any], where: str) -> OnlineOptions:
         """Build from a recipe mapping; unknown keys and bad values fail naming ``where`` and the key."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"{where}: unknown online option(s) {unknown}; allowed: {sorted(known)}")
+        check_known_keys(values, (f.name for f in dataclasses.fields(cls)), where, "online option(s)")
         opts = cls(**dict(values))
         opts.validate(where)
         return opts

@@ -65,6 +65,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rszoo.config import ConfigError, check_known_keys
 from rszoo.data.engine.offline import OfflineOptions
 from rszoo.data.engine.online import TASKS, OnlineOptions, check_prompt_pool
 from rszoo.data.engine.sources import FORMATS
@@ -231,9 +232,10 @@ def _fail(where: str, message: str) -> DataRecipeError:
 def _check_keys(obj: Any, allowed: Sequence[str], where: str) -> dict[str, Any]:
     if not isinstance(obj, dict):
         raise _fail(where, f"expected a mapping, got {type(obj).__name__}")
-    unknown = sorted(set(obj) - set(allowed))
-    if unknown:
-        raise _fail(where, f"unknown key(s) {unknown}; allowed: {sorted(allowed)}")
+    try:
+        check_known_keys(obj, allowed, where)
+    except ConfigError as exc:
+        raise DataRecipeError(str(exc)) from None
     return obj
 
 
