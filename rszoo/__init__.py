@@ -45,8 +45,8 @@ def list_models(pattern: str = "*", **meta: Any) -> list[str]:
     """Preset names matching ``pattern`` (fnmatch), optionally filtered by metadata such as ``tiny=True``.
 
     Example:
-        >>> list_models("*-tiny")
-        ['rsground_r1-tiny']
+        >>> list_models("rs*-tiny")
+        ['rscovlm-tiny', 'rsground_r1-tiny']
     """
     from rszoo.registry import MODELS
 
