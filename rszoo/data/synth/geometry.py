@@ -86,12 +86,9 @@ def order_poly(points: Sequence[Point]) -> list[list[float]]:
 
 def poly_area(points: Sequence[Point]) -> float:
     """Absolute area of a simple polygon (shoelace)."""
-    n = len(points)
     s = 0.0
-    for i in range(n):
-        x1, y1 = points[i][0], points[i][1]
-        x2, y2 = points[(i + 1) % n][0], points[(i + 1) % n][1]
-        s += x1 * y2 - x2 * y1
+    for p, q in zip(points, [*points[1:], *points[:1]]):
+        s += p[0] * q[1] - q[0] * p[1]
     return abs(s) / 2.0
 
 
