@@ -23,7 +23,7 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import cache, lru_cache
 
 import numpy as np
@@ -33,9 +33,9 @@ from rszoo.data.synth.acquire import season_factor
 from rszoo.data.synth.clouds import apply_clouds
 from rszoo.data.synth.graph import Region, Scene, SceneObject
 from rszoo.data.synth.raster import MATERIAL_ORDER, layout_raster, pil_points, slot_of
-from rszoo.data.synth.shapes import STYLES
+from rszoo.data.synth.shapes import STYLES, Style
 from rszoo.data.synth.sites import apron_stands, stall_lines
-from rszoo.data.synth.sun import shadow_offset
+from rszoo.data.synth.sun import shadow_offset, shadow_offsets
 from rszoo.data.synth.texture import NOISE_OFFSET, is_identity, noise_crop, texture_crop, tint_lut
 
 __all__ = ["CHUNK", "iter_chunks", "render", "render_window", "shadow_polygons"]
@@ -99,20 +99,36 @@ def shadow_polygons(obj: SceneObject, scene: Scene) -> list[list[tuple[float, fl
     only the shifted copy. No acquisition or a flat object means no shadow.
     """
     acq = scene.acquisition
-    if acq is None or obj.height_m <= 0:
+    if acq is None:
         return []
-    dx, dy = shadow_offset(obj.height_m, acq.sun_azimuth, acq.sun_elevation, scene.gsd)
-    if dx * dx + dy * dy < 0.25:
+    sweep = _shadow_sweep(obj, shadow_offsets(acq.sun_azimuth, acq.sun_elevation, scene.gsd))
+    if sweep is None:
         return []
-    shifted = [(x + dx, y + dy) for x, y in obj.shape]
-    if STYLES[obj.category][obj.style or next(iter(STYLES[obj.category]))].thin:
+    shifted, band_ends = sweep
+    if band_ends is None:
         return [shifted]
+    a, b = obj.shape[band_ends[0]], obj.shape[band_ends[1]]
+    band = [(a[0], a[1]), (b[0], b[1]), shifted[band_ends[1]], shifted[band_ends[0]]]
+    return [[(x, y) for x, y in obj.shape], band, shifted]
+
+
+def _shadow_sweep(
+    obj: SceneObject, offset: Callable[[float], tuple[float, float]]
+) -> tuple[list[tuple[float, float]], tuple[int, int] | None] | None:
+    """The outline shifted by the shadow vector and the indices of the two outline vertices the band joins (None
+    for thin objects), or None without a shadow; ``offset`` maps a height to the shadow vector
+    (:func:`.sun.shadow_offsets`). Shared by :func:`shadow_polygons` and the renderer."""
+    if obj.height_m <= 0:
+        return None
+    dx, dy = offset(obj.height_m)
+    if dx * dx + dy * dy < 0.25:
+        return None
+    shifted = [(x + dx, y + dy) for x, y in obj.shape]
+    if _style(obj).thin:
+        return shifted, None
     nx, ny = -dy, dx
     proj = [x * nx + y * ny for x, y in obj.shape]
-    a = obj.shape[proj.index(min(proj))]
-    b = obj.shape[proj.index(max(proj))]
-    band = [(a[0], a[1]), (b[0], b[1]), (b[0] + dx, b[1] + dy), (a[0] + dx, a[1] + dy)]
-    return [[(x, y) for x, y in obj.shape], band, shifted]
+    return shifted, (proj.index(min(proj)), proj.index(max(proj)))
 
 
 def _shadow_reach(scene: Scene) -> float:
@@ -273,23 +289,55 @@ def _markings(draw: ImageDraw.ImageDraw, scene: Scene, raster: Image.Image, x0: 
 
 
 def _draw_shadows(img: Image.Image, scene: Scene, objects: Sequence[SceneObject], x0: int, y0: int) -> None:
-    if scene.acquisition is None:
+    acq = scene.acquisition
+    if acq is None:
         return
-    polys = [poly for obj in objects for poly in shadow_polygons(obj, scene)]
-    if not polys:
+    offset = shadow_offsets(acq.sun_azimuth, acq.sun_elevation, scene.gsd)
+    sweeps = [(obj, sweep) for obj in objects if (sweep := _shadow_sweep(obj, offset)) is not None]
+    if not sweeps:
         return
-    # snap every vertex in one vectorised pass, then draw polygon by polygon
-    counts = [len(poly) for poly in polys]
-    flat = (np.floor(np.concatenate(polys)).astype(np.int64) - np.array([x0, y0])).ravel().tolist()
     mask = Image.new("L", img.size, 0)
-    draw = ImageDraw.Draw(mask)
-    pos = 0
-    for n in counts:
-        draw.polygon(flat[2 * pos : 2 * (pos + n)], fill=_SHADOW_STRENGTH)
-        pos += n
+    draw = _Pen(mask)
+    floor = math.floor
+    for obj, (shifted, band_ends) in sweeps:
+        # the polygons of shadow_polygons, vertices snapped like pil_points (floor in scene pixels, then the window
+        # offset); the band's corners are outline and shifted vertices, so they are snapped once
+        moved = [v for x, y in shifted for v in (floor(x) - x0, floor(y) - y0)]
+        if band_ends is not None:
+            outline = [v for x, y in obj.shape for v in (floor(x) - x0, floor(y) - y0)]
+            draw.polygon(outline, _SHADOW_STRENGTH)
+            ia, ib = 2 * band_ends[0], 2 * band_ends[1]
+            band = [*outline[ia : ia + 2], *outline[ib : ib + 2], *moved[ib : ib + 2], *moved[ia : ia + 2]]
+            draw.polygon(band, _SHADOW_STRENGTH)
+        draw.polygon(moved, _SHADOW_STRENGTH)
     box = mask.getbbox()
     if box is not None:
         img.paste(point(img.crop(box), _shadow_lut()), box[:2], mask.crop(box))
+
+
+class _Pen:
+    """Draws polygons and lines straight through Pillow's C drawing object, with the same calls
+    :class:`PIL.ImageDraw.ImageDraw` makes (``draw_polygon(xy, ink, 1)``, ``draw_lines(xy, ink, width)``).
+
+    Scenes draw hundreds of small shapes, and ImageDraw's per-call Python work (colour to ink conversion, argument
+    checks) costs more than filling them; inks are converted once per colour here.
+    """
+
+    def __init__(self, img: Image.Image, mode: str | None = None) -> None:
+        self._core = ImageDraw.Draw(img, mode).draw
+        self._inks: dict[object, int] = {}
+
+    def ink(self, colour: int | tuple[int, ...]) -> int:
+        ink = self._inks.get(colour)
+        if ink is None:
+            ink = self._inks[colour] = self._core.draw_ink(colour)
+        return ink
+
+    def polygon(self, xy: list[int], colour: int | tuple[int, ...]) -> None:
+        self._core.draw_polygon(xy, self.ink(colour), 1)
+
+    def line(self, xy: list[int], colour: int | tuple[int, ...], width: int = 1) -> None:
+        self._core.draw_lines(xy, self.ink(colour), width)
 
 
 def _part_colour(rule: object, obj: SceneObject, lit_side: int) -> tuple[int, int, int]:
@@ -318,6 +366,10 @@ def _unit_points(category: str, style: str) -> np.ndarray:
 
 def _style_name(obj: SceneObject) -> str:
     return obj.style or next(iter(STYLES[obj.category]))
+
+
+def _style(obj: SceneObject) -> Style:
+    return STYLES[obj.category][obj.style or next(iter(STYLES[obj.category]))]
 
 
 def _draw_wake(wake: ImageDraw.ImageDraw, obj: SceneObject, x0: int, y0: int) -> None:
