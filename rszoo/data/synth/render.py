@@ -394,40 +394,47 @@ def _draw_objects(img: Image.Image, scene: Scene, objects: Sequence[SceneObject]
         wake = ImageDraw.Draw(img, "RGBA")
         for obj in wakes:
             _draw_wake(wake, obj, x0, y0)
-    draw = ImageDraw.Draw(img)
+    pen = _Pen(img)
     # transform every object's unit-frame vertices in one vectorised pass
-    units = [_unit_points(o.category, _style_name(o)) for o in objects]
+    styles = [_style_name(o) for o in objects]
+    units = [_unit_points(o.category, style) for o, style in zip(objects, styles)]
     counts = [len(u) for u in units]
-    params = np.empty((len(objects), 6), dtype=np.float64)
-    for k, o in enumerate(objects):
+    params = []
+    headings = []
+    for o in objects:
         a = math.radians(o.angle)
         c, s = math.cos(a), math.sin(a)
+        headings.append((c, s))
         hl, hb = o.width / 2.0, o.height / 2.0
-        params[k] = (hl * c, hl * s, -hb * s, hb * c, o.center[0] - x0, o.center[1] - y0)
+        params.append((hl * c, hl * s, -hb * s, hb * c, o.center[0] - x0, o.center[1] - y0))
     u = np.concatenate(units)
-    rep = np.repeat(params, counts, axis=0)
+    rep = np.repeat(np.array(params, dtype=np.float64), counts, axis=0)
     xs = np.floor(u[:, 0] * rep[:, 0] + u[:, 1] * rep[:, 2] + rep[:, 4] + x0).astype(np.int64) - x0
     ys = np.floor(u[:, 0] * rep[:, 1] + u[:, 1] * rep[:, 3] + rep[:, 5] + y0).astype(np.int64) - y0
     flat = np.stack([xs, ys], axis=1).ravel().tolist()
     pos = 0
-    for obj, n_pts in zip(objects, counts):
-        style = STYLES[obj.category][_style_name(obj)]
-        a = math.radians(obj.angle)
+    for obj, style, (c, s), n_pts in zip(objects, styles, headings, counts):
         # which half of a gable roof (-v or +v side of the ridge) faces the sun
-        lit_side = 1 if (-math.sin(a) * to_sun[0] + math.cos(a) * to_sun[1]) > 0 else -1
-        n = len(style.outline)
-        draw.polygon(flat[2 * pos : 2 * (pos + n)], fill=_part_colour(style.outline_colour, obj, lit_side))
-        start = pos + n
-        for part in style.parts:
-            k = len(part.points)
-            seg = flat[2 * start : 2 * (start + k)]
-            start += k
-            colour = _part_colour(part.colour, obj, lit_side)
-            if part.kind == "line":
-                draw.line(seg, fill=colour, width=1)
+        lit_side = 1 if (-s * to_sun[0] + c * to_sun[1]) > 0 else -1
+        start = 2 * pos
+        for n, rule, is_line in _drawing_steps(obj.category, style):
+            seg = flat[start : start + 2 * n]
+            start += 2 * n
+            if is_line:
+                pen.line(seg, _part_colour(rule, obj, lit_side))
             else:
-                draw.polygon(seg, fill=colour)
+                pen.polygon(seg, _part_colour(rule, obj, lit_side))
         pos += n_pts
+
+
+@cache
+def _drawing_steps(category: str, style: str) -> tuple[tuple[int, object, bool], ...]:
+    """``(vertex count, colour rule, is a line)`` of the outline, then of every part, in the order of
+    :meth:`Style.unit_points`."""
+    spec = STYLES[category][style]
+    steps = [(len(spec.outline), spec.outline_colour, False)]
+    steps += [(len(part.points), part.colour, part.kind == "line") for part in spec.parts]
+    return tuple(steps)
 
 
 @lru_cache(maxsize=64)
