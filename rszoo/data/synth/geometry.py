@@ -72,15 +72,17 @@ def transform_unit(
 
 def order_poly(points: Sequence[Point]) -> list[list[float]]:
     """Order 4 corners clockwise on screen, starting at the smallest y (ties: smallest x); values rounded to 0.01."""
-    pts = [[round2(p[0]), round2(p[1])] for p in points]
+    # round2 inlined (hot: called for every placed object)
+    pts = [[round(float(p[0]), 2) + 0.0, round(float(p[1]), 2) + 0.0] for p in points]
+    n = len(pts)
     # shoelace with y down: positive means clockwise as seen on screen
-    area2 = sum(
-        pts[i][0] * pts[(i + 1) % len(pts)][1] - pts[(i + 1) % len(pts)][0] * pts[i][1]
-        for i in range(len(pts))
-    )
+    area2 = 0
+    for i in range(n):
+        p, q = pts[i], pts[(i + 1) % n]
+        area2 += p[0] * q[1] - q[0] * p[1]
     if area2 < 0:
         pts = pts[::-1]
-    start = min(range(len(pts)), key=lambda i: (pts[i][1], pts[i][0]))
+    start = min(range(n), key=lambda i: (pts[i][1], pts[i][0]))
     return pts[start:] + pts[:start]
 
 
