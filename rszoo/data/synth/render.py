@@ -32,7 +32,7 @@ from PIL import Image, ImageChops, ImageDraw
 from rszoo.data.synth.acquire import season_factor
 from rszoo.data.synth.clouds import apply_clouds
 from rszoo.data.synth.graph import Region, Scene, SceneObject
-from rszoo.data.synth.raster import MATERIAL_ORDER, layout_raster, pil_points, slot_of
+from rszoo.data.synth.raster import MATERIAL_ORDER, Pen, layout_raster, pil_points, slot_of
 from rszoo.data.synth.shapes import STYLES, Style
 from rszoo.data.synth.sites import apron_stands, stall_lines
 from rszoo.data.synth.sun import shadow_offset, shadow_offsets
@@ -165,36 +165,41 @@ def _layer(category: str) -> int:
 
 
 def _paste_textures(
-    img: Image.Image, raster: Image.Image, slots: dict[int, list[int]], wx: int, wy: int, season: tuple
-) -> None:
-    """Paste each material slot's texture through its mask (within the slot's box).
+    raster: Image.Image, slots: dict[int, list[int]], wx: int, wy: int, season: tuple
+) -> Image.Image:
+    """The window's ground: each material slot's texture pasted through its mask (within the slot's box).
 
-    The slot with the largest box is pasted first without a mask over the whole window: every pixel it owns is
-    covered, and every other pixel is overwritten by its own slot afterwards.
+    The slot with the largest box is the base image, its texture unmasked over the whole window: every pixel it owns
+    is covered, and every other pixel is overwritten by its own slot afterwards.
     """
-    w, h = img.size
+    w, h = raster.size
+    if not slots:
+        return Image.new("RGB", (w, h))
     order = sorted(slots, key=lambda s: (-(slots[s][2] - slots[s][0]) * (slots[s][3] - slots[s][1]), s))
-    for k, slot in enumerate(order):
+    img = out = None
+    for slot in order:
         material, variant = MATERIAL_ORDER[slot // 3], slot % 3
         tint_season = season if material in _VEGETATION else (1.0, 1.0, 1.0)
-        if k == 0:
-            tex = texture_crop(material, wx, wy, w, h)
+        if img is None:
+            img = texture_crop(material, wx, wy, w, h)
             if not is_identity(material, variant, tint_season):
-                tex = point(tex, tint_lut(material, variant, tint_season))
-            img.paste(tex, (0, 0))
+                img = point(img, tint_lut(material, variant, tint_season))
+            out = img.im
             continue
         x1, y1, x2, y2 = slots[slot]
         if x2 <= x1 or y2 <= y1:
             continue
-        mask = point(raster.crop((x1, y1, x2, y2)), _equal_lut(slot))
-        box = mask.getbbox()
+        # straight on Pillow's core images: the Image wrappers' per-call checks cost more than these small crops
+        mask = raster.im.crop((x1, y1, x2, y2)).point(_equal_lut(slot), None)
+        box = mask.getbbox(True)
         if box is None:
             continue
-        bx, by = x1 + box[0], y1 + box[1]
-        tex = texture_crop(material, wx + bx, wy + by, box[2] - box[0], box[3] - box[1])
+        bx, by, bw, bh = x1 + box[0], y1 + box[1], box[2] - box[0], box[3] - box[1]
+        tex = texture_crop(material, wx + bx, wy + by, bw, bh).im
         if not is_identity(material, variant, tint_season):
-            tex = point(tex, tint_lut(material, variant, tint_season))
-        img.paste(tex, (bx, by), mask.crop(box))
+            tex = tex.point(tint_lut(material, variant, tint_season), None)
+        out.paste(tex, (bx, by, bx + bw, by + bh), mask.crop(box))
+    return img
 
 
 def _furrows(img: Image.Image, regions: Sequence[Region], gsd: float, x0: int, y0: int) -> None:
@@ -204,15 +209,16 @@ def _furrows(img: Image.Image, regions: Sequence[Region], gsd: float, x0: int, y
     for region in regions:
         if region.kind != "cropland":
             continue
-        pts = np.asarray(region.polygon)
-        bx0, by0 = max(int(pts[:, 0].min()) - x0, 0), max(int(pts[:, 1].min()) - y0, 0)
-        bx1, by1 = min(int(pts[:, 0].max()) + 1 - x0, w), min(int(pts[:, 1].max()) + 1 - y0, h)
+        xs = [p[0] for p in region.polygon]
+        ys = [p[1] for p in region.polygon]
+        bx0, by0 = max(int(min(xs)) - x0, 0), max(int(min(ys)) - y0, 0)
+        bx1, by1 = min(int(max(xs)) + 1 - x0, w), min(int(max(ys)) + 1 - y0, h)
         if bx1 <= bx0 or by1 <= by0:
             continue
         mask = Image.new("L", (bx1 - bx0, by1 - by0), 0)
-        ImageDraw.Draw(mask).polygon(pil_points(region.polygon, x0 + bx0, y0 + by0), fill=255)
+        Pen(mask).polygon(pil_points(region.polygon, x0 + bx0, y0 + by0), 255)
         lines = Image.new("L", mask.size, 0)
-        draw = ImageDraw.Draw(lines)
+        draw = Pen(lines)
         a = math.radians(region.angle)
         nx, ny = -math.sin(a), math.cos(a)  # normal of the furrow direction
         corners = [(x0 + bx0, y0 + by0), (x0 + bx1, y0 + by0), (x0 + bx0, y0 + by1), (x0 + bx1, y0 + by1)]
@@ -228,14 +234,14 @@ def _furrows(img: Image.Image, regions: Sequence[Region], gsd: float, x0: int, y
                     x0 + bx0,
                     y0 + by0,
                 ),
-                fill=strength,
+                strength,
             )
         alpha = ImageChops.multiply(lines, mask)
-        dark = point(img.crop((bx0, by0, bx1, by1)), _furrow_lut())
-        img.paste(dark, (bx0, by0), alpha)
+        box = (bx0, by0, bx1, by1)
+        img.im.paste(img.im.crop(box).point(_furrow_lut(), None), box, alpha.im)
 
 
-def _markings(draw: ImageDraw.ImageDraw, scene: Scene, raster: Image.Image, x0: int, y0: int) -> None:
+def _markings(draw: Pen, scene: Scene, raster: Image.Image, x0: int, y0: int) -> None:
     """Parking stall lines, apron stand lines and dashed road centre lines.
 
     Lot and apron lines are painted only where both ends and the middle lie on their own surface in the layout
@@ -258,7 +264,7 @@ def _markings(draw: ImageDraw.ImageDraw, scene: Scene, raster: Image.Image, x0: 
             slot = slot_of("parking")
             for x1, y1, x2, y2 in stall_lines(region.frame, region.angle, gsd):
                 if on(slot, (x1, y1), (x2, y2), ((x1 + x2) / 2, (y1 + y2) / 2)):
-                    draw.line(pil_points([[x1, y1], [x2, y2]], x0, y0), fill=(214, 214, 206), width=1)
+                    draw.line(pil_points([[x1, y1], [x2, y2]], x0, y0), (214, 214, 206), 1)
         elif region.kind == "apron":
             slot = slot_of("apron")
             width = max(1, round(0.4 / gsd))
@@ -268,14 +274,12 @@ def _markings(draw: ImageDraw.ImageDraw, scene: Scene, raster: Image.Image, x0: 
                 reach = 45.0 / gsd
                 end = (stand.x + reach * math.cos(h_), stand.y + reach * math.sin(h_))
                 if on(slot, (stand.x, stand.y), end):
-                    draw.line(
-                        pil_points([[stand.x, stand.y], list(end)], x0, y0), fill=(214, 178, 52), width=width
-                    )
+                    draw.line(pil_points([[stand.x, stand.y], list(end)], x0, y0), (214, 178, 52), width)
             cx, cy, hu, hv = region.frame
             taxi = hv - 10.0 / gsd
             p1 = (cx - hu * math.cos(a) + taxi * math.sin(a), cy - hu * math.sin(a) - taxi * math.cos(a))
             p2 = (cx + hu * math.cos(a) + taxi * math.sin(a), cy + hu * math.sin(a) - taxi * math.cos(a))
-            draw.line(pil_points([p1, p2], x0, y0), fill=(214, 178, 52), width=width)
+            draw.line(pil_points([p1, p2], x0, y0), (214, 178, 52), width)
     for road in scene.roads:
         if road.kind != "major-road":
             continue
@@ -285,7 +289,7 @@ def _markings(draw: ImageDraw.ImageDraw, scene: Scene, raster: Image.Image, x0: 
         ends = np.stack([pts[:-1], pts[:-1] + 0.4 * (pts[1:] - pts[:-1])], axis=1)
         flat = (np.floor(ends).astype(np.int64) - np.array([x0, y0])).reshape(-1, 4).tolist()
         for dash in flat:
-            draw.line(dash, fill=(226, 226, 218), width=width)
+            draw.line(dash, (226, 226, 218), width)
 
 
 def _draw_shadows(img: Image.Image, scene: Scene, objects: Sequence[SceneObject], x0: int, y0: int) -> None:
@@ -296,48 +300,51 @@ def _draw_shadows(img: Image.Image, scene: Scene, objects: Sequence[SceneObject]
     sweeps = [(obj, sweep) for obj in objects if (sweep := _shadow_sweep(obj, offset)) is not None]
     if not sweeps:
         return
-    mask = Image.new("L", img.size, 0)
-    draw = _Pen(mask)
+    w, h = img.size
+    mask = Image.new("L", (w, h), 0)
+    draw = Pen(mask)
     floor = math.floor
+    boxes = []
     for obj, (shifted, band_ends) in sweeps:
         # the polygons of shadow_polygons, vertices snapped like pil_points (floor in scene pixels, then the window
         # offset); the band's corners are outline and shifted vertices, so they are snapped once
         moved = [v for x, y in shifted for v in (floor(x) - x0, floor(y) - y0)]
+        vertices = moved
         if band_ends is not None:
             outline = [v for x, y in obj.shape for v in (floor(x) - x0, floor(y) - y0)]
             draw.polygon(outline, _SHADOW_STRENGTH)
             ia, ib = 2 * band_ends[0], 2 * band_ends[1]
             band = [*outline[ia : ia + 2], *outline[ib : ib + 2], *moved[ib : ib + 2], *moved[ia : ia + 2]]
             draw.polygon(band, _SHADOW_STRENGTH)
+            vertices = moved + outline
         draw.polygon(moved, _SHADOW_STRENGTH)
-    box = mask.getbbox()
-    if box is not None:
-        img.paste(point(img.crop(box), _shadow_lut()), box[:2], mask.crop(box))
+        # the vertices' box with a pixel to spare holds every pixel the fills set
+        xs, ys = vertices[0::2], vertices[1::2]
+        box = (max(0, min(xs) - 1), max(0, min(ys) - 1), min(w, max(xs) + 2), min(h, max(ys) + 2))
+        if box[0] < box[2] and box[1] < box[3]:
+            boxes.append(box)
+    # darken box by box (disjoint boxes holding every shadow pixel give the same result as one pass over the
+    # mask's bounding box, which would cover most of the image for scattered objects)
+    core, mask_core, lut = img.im, mask.im, _shadow_lut()
+    for box in _disjoint_cover(boxes):
+        core.paste(core.crop(box).point(lut, None), box, mask_core.crop(box))
 
 
-class _Pen:
-    """Draws polygons and lines straight through Pillow's C drawing object, with the same calls
-    :class:`PIL.ImageDraw.ImageDraw` makes (``draw_polygon(xy, ink, 1)``, ``draw_lines(xy, ink, width)``).
-
-    Scenes draw hundreds of small shapes, and ImageDraw's per-call Python work (colour to ink conversion, argument
-    checks) costs more than filling them; inks are converted once per colour here.
-    """
-
-    def __init__(self, img: Image.Image, mode: str | None = None) -> None:
-        self._core = ImageDraw.Draw(img, mode).draw
-        self._inks: dict[object, int] = {}
-
-    def ink(self, colour: int | tuple[int, ...]) -> int:
-        ink = self._inks.get(colour)
-        if ink is None:
-            ink = self._inks[colour] = self._core.draw_ink(colour)
-        return ink
-
-    def polygon(self, xy: list[int], colour: int | tuple[int, ...]) -> None:
-        self._core.draw_polygon(xy, self.ink(colour), 1)
-
-    def line(self, xy: list[int], colour: int | tuple[int, ...], width: int = 1) -> None:
-        self._core.draw_lines(xy, self.ink(colour), width)
+def _disjoint_cover(boxes: Sequence[tuple[int, int, int, int]]) -> list[tuple[int, int, int, int]]:
+    """Pairwise disjoint boxes covering ``boxes`` (overlapping ones merged into their bounding box)."""
+    out: list[tuple[int, int, int, int]] = []
+    for x1, y1, x2, y2 in boxes:
+        merged = True
+        while merged:
+            merged = False
+            for k, (a1, b1, a2, b2) in enumerate(out):
+                if a1 < x2 and x1 < a2 and b1 < y2 and y1 < b2:
+                    x1, y1, x2, y2 = min(x1, a1), min(y1, b1), max(x2, a2), max(y2, b2)
+                    del out[k]
+                    merged = True
+                    break
+        out.append((x1, y1, x2, y2))
+    return out
 
 
 def _part_colour(rule: object, obj: SceneObject, lit_side: int) -> tuple[int, int, int]:
@@ -394,7 +401,7 @@ def _draw_objects(img: Image.Image, scene: Scene, objects: Sequence[SceneObject]
         wake = ImageDraw.Draw(img, "RGBA")
         for obj in wakes:
             _draw_wake(wake, obj, x0, y0)
-    pen = _Pen(img)
+    pen = Pen(img)
     # transform every object's unit-frame vertices in one vectorised pass
     styles = [_style_name(o) for o in objects]
     units = [_unit_points(o.category, style) for o, style in zip(objects, styles)]
@@ -456,11 +463,9 @@ def _render_chunk(
     raster, slots = layout_raster(
         scene.regions, scene.rivers, scene.roads, scene.gsd, x0, y0, w, h, semantic=False
     )
-    img = Image.new("RGB", (w, h))
-    _paste_textures(img, raster, slots, wx, wy, season_factor(scene.acquisition))
+    img = _paste_textures(raster, slots, wx, wy, season_factor(scene.acquisition))
     _furrows(img, scene.regions, scene.gsd, x0, y0)
-    draw = ImageDraw.Draw(img)
-    _markings(draw, scene, raster, x0, y0)
+    _markings(Pen(img), scene, raster, x0, y0)
     _draw_shadows(img, scene, objects, x0, y0)
     _draw_objects(img, scene, objects, x0, y0)
     acq = scene.acquisition
