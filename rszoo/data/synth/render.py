@@ -72,6 +72,19 @@ def _shadow_lut() -> list[int]:
     return [int(v * f) for f in factors for v in range(256)]
 
 
+@cache
+def _shaded_lut() -> list[int]:
+    """Each channel value under a shadow: the shadow colour (:func:`_shadow_lut`) blended in at _SHADOW_STRENGTH.
+
+    Taken from Pillow's own blend (a paste through a constant mask), so one lookup gives exactly what a paste
+    through the shadow mask would.
+    """
+    ramp = Image.frombytes("RGB", (256, 1), bytes(v for v in range(256) for _ in range(3)))
+    shaded = ramp.copy()
+    shaded.paste(point(ramp, _shadow_lut()), (0, 0), Image.new("L", ramp.size, _SHADOW_STRENGTH))
+    return [value for band in shaded.split() for value in band.getdata()]
+
+
 def _clamp(rgb: Sequence[float]) -> tuple[int, int, int]:
     return (min(255, max(0, int(rgb[0]))), min(255, max(0, int(rgb[1]))), min(255, max(0, int(rgb[2]))))
 
@@ -189,8 +202,9 @@ def _paste_textures(
         x1, y1, x2, y2 = slots[slot]
         if x2 <= x1 or y2 <= y1:
             continue
-        # straight on Pillow's core images: the Image wrappers' per-call checks cost more than these small crops
-        mask = raster.im.crop((x1, y1, x2, y2)).point(_equal_lut(slot), None)
+        # straight on Pillow's core images: the Image wrappers' per-call checks cost more than these small crops;
+        # a mode "1" mask makes paste copy pixels instead of blending them (same result for a 0/255 mask)
+        mask = raster.im.crop((x1, y1, x2, y2)).point(_equal_lut(slot), "1")
         box = mask.getbbox(True)
         if box is None:
             continue
@@ -301,7 +315,8 @@ def _draw_shadows(img: Image.Image, scene: Scene, objects: Sequence[SceneObject]
     if not sweeps:
         return
     w, h = img.size
-    mask = Image.new("L", (w, h), 0)
+    # which pixels are in shadow; a mode "1" mask makes paste copy pixels instead of blending them
+    mask = Image.new("1", (w, h), 0)
     draw = Pen(mask)
     floor = math.floor
     boxes = []
@@ -312,12 +327,12 @@ def _draw_shadows(img: Image.Image, scene: Scene, objects: Sequence[SceneObject]
         vertices = moved
         if band_ends is not None:
             outline = [v for x, y in obj.shape for v in (floor(x) - x0, floor(y) - y0)]
-            draw.polygon(outline, _SHADOW_STRENGTH)
+            draw.polygon(outline, 1)
             ia, ib = 2 * band_ends[0], 2 * band_ends[1]
             band = [*outline[ia : ia + 2], *outline[ib : ib + 2], *moved[ib : ib + 2], *moved[ia : ia + 2]]
-            draw.polygon(band, _SHADOW_STRENGTH)
+            draw.polygon(band, 1)
             vertices = moved + outline
-        draw.polygon(moved, _SHADOW_STRENGTH)
+        draw.polygon(moved, 1)
         # the vertices' box with a pixel to spare holds every pixel the fills set
         xs, ys = vertices[0::2], vertices[1::2]
         box = (max(0, min(xs) - 1), max(0, min(ys) - 1), min(w, max(xs) + 2), min(h, max(ys) + 2))
@@ -325,7 +340,7 @@ def _draw_shadows(img: Image.Image, scene: Scene, objects: Sequence[SceneObject]
             boxes.append(box)
     # darken box by box (disjoint boxes holding every shadow pixel give the same result as one pass over the
     # mask's bounding box, which would cover most of the image for scattered objects)
-    core, mask_core, lut = img.im, mask.im, _shadow_lut()
+    core, mask_core, lut = img.im, mask.im, _shaded_lut()
     for box in _disjoint_cover(boxes):
         core.paste(core.crop(box).point(lut, None), box, mask_core.crop(box))
 
