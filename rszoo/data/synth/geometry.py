@@ -36,8 +36,19 @@ Point = Sequence[float]
 
 
 def round2(value: float) -> float:
-    """Round to 0.01 px: the precision stored in scene graphs (keeps JSON short and round-trips exact)."""
-    return round(float(value), 2) + 0.0  # + 0.0 turns -0.0 into 0.0
+    """Round to 0.01 px: the precision stored in scene graphs (keeps JSON short and round-trips exact).
+
+    Equals ``round(value, 2) + 0.0`` (the ``+ 0.0`` turns -0.0 into 0.0), bit for bit, but is faster: ``round``
+    goes through decimal strings. Away from ties, ``value * 100`` is within rounding error of the exact product, so
+    its nearest integer is the exact decimal rounding, and dividing it by 100 gives the closest float to the
+    rounded decimal, as ``round`` does; near ties (and for huge or non-finite values) ``round`` decides.
+    """
+    scaled = float(value) * 100.0
+    if -1e12 < scaled < 1e12:
+        n = math.floor(scaled + 0.5)
+        if abs(scaled - n) < 0.4999:
+            return n / 100  # never -0.0
+    return round(float(value), 2) + 0.0
 
 
 def round_points(points: np.ndarray) -> list[list[float]]:
@@ -72,8 +83,7 @@ def transform_unit(
 
 def order_poly(points: Sequence[Point]) -> list[list[float]]:
     """Order 4 corners clockwise on screen, starting at the smallest y (ties: smallest x); values rounded to 0.01."""
-    # round2 inlined (hot: called for every placed object)
-    pts = [[round(float(p[0]), 2) + 0.0, round(float(p[1]), 2) + 0.0] for p in points]
+    pts = [[round2(p[0]), round2(p[1])] for p in points]
     n = len(pts)
     # shoelace with y down: positive means clockwise as seen on screen
     area2 = 0

@@ -304,7 +304,7 @@ class Placer:
         poly = order_poly(corners)
         # unit frame -> pixels in plain Python: outlines have 4-24 vertices, too few for numpy to pay off
         shape = [
-            [round(cx + u * hlc - v * hbs, 2) + 0.0, round(cy + u * hls + v * hbc, 2) + 0.0]
+            [round2(cx + u * hlc - v * hbs), round2(cy + u * hls + v * hbc)]
             for u, v in STYLES[category][style].outline
         ]
         xs = [q[0] for q in poly]
