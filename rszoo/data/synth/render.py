@@ -439,13 +439,17 @@ def _draw_objects(img: Image.Image, scene: Scene, objects: Sequence[SceneObject]
         # which half of a gable roof (-v or +v side of the ridge) faces the sun
         lit_side = 1 if (-s * to_sun[0] + c * to_sun[1]) > 0 else -1
         start = 2 * pos
+        colours = {}  # part colour by rule: objects repeat rules (windows, containers ...)
         for n, rule, is_line in _drawing_steps(obj.category, style):
             seg = flat[start : start + 2 * n]
             start += 2 * n
+            colour = colours.get(rule)
+            if colour is None:
+                colour = colours[rule] = _part_colour(rule, obj, lit_side)
             if is_line:
-                pen.line(seg, _part_colour(rule, obj, lit_side))
+                pen.line(seg, colour)
             else:
-                pen.polygon(seg, _part_colour(rule, obj, lit_side))
+                pen.polygon(seg, colour)
         pos += n_pts
 
 
@@ -488,9 +492,8 @@ def _render_chunk(
         img = point(img, _radiometry_lut(round(acq.sun_elevation, 1), round(acq.off_nadir, 1)))
     else:
         img = point(img, _radiometry_lut(60.0, 0.0))
-    out = np.array(img)
     # the radiometry LUT keeps values in [8, 239] and the noise is in [0, 16], so uint8 arithmetic cannot wrap
-    out += noise_crop(wx, wy, w, h)
+    out = np.asarray(img) + noise_crop(wx, wy, w, h)
     out -= NOISE_OFFSET
     if acq is not None and acq.cloud_cover > 0:
         out = apply_clouds(out, scene, x0, y0)
@@ -515,8 +518,13 @@ def render_window(scene: Scene, x: int, y: int, w: int, h: int) -> np.ndarray:
             f"window (x={x}, y={y}, w={w}, h={h}) must be non-empty and inside the {scene.width}x{scene.height} image"
         )
     index = _ObjectIndex(scene)
+    chunks = list(_chunks(scene, x, y, w, h))
+    if len(chunks) == 1 and chunks[0][2:] == (x, y, w, h):
+        # the window is one whole chunk: its tile is the answer
+        cx, cy, x0, y0, cw, ch = chunks[0]
+        return _render_chunk(scene, x0, y0, cw, ch, index.get(cx, cy))
     out = np.empty((h, w, 3), dtype=np.uint8)
-    for cx, cy, x0, y0, cw, ch in _chunks(scene, x, y, w, h):
+    for cx, cy, x0, y0, cw, ch in chunks:
         tile = _render_chunk(scene, x0, y0, cw, ch, index.get(cx, cy))
         ax, ay = max(x, x0), max(y, y0)
         bx, by = min(x + w, x0 + cw), min(y + h, y0 + ch)
