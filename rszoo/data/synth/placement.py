@@ -311,7 +311,11 @@ class Placer:
         ys = [q[1] for q in poly]
         if rgb is None:
             base = category_rgb(category, colour)
-            rgb = tuple(min(255, max(0, v + d)) for v, d in zip(base, jitter))  # type: ignore[assignment]
+            rgb = (
+                min(255, max(0, base[0] + jitter[0])),
+                min(255, max(0, base[1] + jitter[1])),
+                min(255, max(0, base[2] + jitter[2])),
+            )
         obj = SceneObject(
             id=self._next_id if object_id is None else object_id,
             category=category,
