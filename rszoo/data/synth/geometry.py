@@ -36,8 +36,19 @@ Point = Sequence[float]
 
 
 def round2(value: float) -> float:
-    """Round to 0.01 px: the precision stored in scene graphs (keeps JSON short and round-trips exact)."""
-    return round(float(value), 2) + 0.0  # + 0.0 turns -0.0 into 0.0
+    """Round to 0.01 px: the precision stored in scene graphs (keeps JSON short and round-trips exact).
+
+    Equals ``round(value, 2) + 0.0`` (the ``+ 0.0`` turns -0.0 into 0.0), bit for bit, but is faster: ``round``
+    goes through decimal strings. Away from ties, ``value * 100`` is within rounding error of the exact product, so
+    its nearest integer is the exact decimal rounding, and dividing it by 100 gives the closest float to the
+    rounded decimal, as ``round`` does; near ties (and for huge or non-finite values) ``round`` decides.
+    """
+    scaled = float(value) * 100.0
+    if -1e12 < scaled < 1e12:
+        n = math.floor(scaled + 0.5)
+        if abs(scaled - n) < 0.4999:
+            return n / 100  # never -0.0
+    return round(float(value), 2) + 0.0
 
 
 def round_points(points: np.ndarray) -> list[list[float]]:
@@ -73,25 +84,23 @@ def transform_unit(
 def order_poly(points: Sequence[Point]) -> list[list[float]]:
     """Order 4 corners clockwise on screen, starting at the smallest y (ties: smallest x); values rounded to 0.01."""
     pts = [[round2(p[0]), round2(p[1])] for p in points]
+    n = len(pts)
     # shoelace with y down: positive means clockwise as seen on screen
-    area2 = sum(
-        pts[i][0] * pts[(i + 1) % len(pts)][1] - pts[(i + 1) % len(pts)][0] * pts[i][1]
-        for i in range(len(pts))
-    )
+    area2 = 0
+    for i in range(n):
+        p, q = pts[i], pts[(i + 1) % n]
+        area2 += p[0] * q[1] - q[0] * p[1]
     if area2 < 0:
         pts = pts[::-1]
-    start = min(range(len(pts)), key=lambda i: (pts[i][1], pts[i][0]))
+    start = min(range(n), key=lambda i: (pts[i][1], pts[i][0]))
     return pts[start:] + pts[:start]
 
 
 def poly_area(points: Sequence[Point]) -> float:
     """Absolute area of a simple polygon (shoelace)."""
-    n = len(points)
     s = 0.0
-    for i in range(n):
-        x1, y1 = points[i][0], points[i][1]
-        x2, y2 = points[(i + 1) % n][0], points[(i + 1) % n][1]
-        s += x1 * y2 - x2 * y1
+    for p, q in zip(points, [*points[1:], *points[:1]]):
+        s += p[0] * q[1] - q[0] * p[1]
     return abs(s) / 2.0
 
 

@@ -18,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+import bisect
 import math
 import random
 from collections import OrderedDict, defaultdict
@@ -26,13 +27,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from rszoo.data.synth.categories import CATEGORY_SPECS, LANDCOVER_CLASSES, category_rgb, size_class
-from rszoo.data.synth.geometry import (
-    boxes_overlap,
-    obb_corners,
-    order_poly,
-    polys_overlap,
-    round2,
-)
+from rszoo.data.synth.geometry import order_poly, polys_overlap, round2
 from rszoo.data.synth.graph import Polyline, Region, SceneObject
 from rszoo.data.synth.raster import layout_raster
 from rszoo.data.synth.shapes import STYLES
@@ -96,8 +91,8 @@ class _LabelTiles:
             ys = [p[1] for p in r.polygon]
             boxes.append((min(xs), min(ys), max(xs), max(ys)))
         self._boxes = boxes
-        # small scenes: one tile, looked up without the cache machinery
-        self._single = self._tile(0, 0)[0] if width <= _TILE and height <= _TILE else None
+        # small scenes: one tile (row-major labels), looked up without the cache machinery
+        self.single = self._tile(0, 0)[0] if width <= _TILE and height <= _TILE else None
 
     def _tile(self, tx: int, ty: int) -> tuple[bytes, int]:
         key = (tx, ty)
@@ -124,8 +119,8 @@ class _LabelTiles:
         if x < 0 or y < 0 or x >= self.width or y >= self.height:
             return 255
         xi, yi = int(x), int(y)
-        if self._single is not None:
-            return self._single[yi * self.width + xi]
+        if self.single is not None:
+            return self.single[yi * self.width + xi]
         tx, ty = xi // _TILE, yi // _TILE
         data, w = self._tile(tx, ty)
         return data[(yi - ty * _TILE) * w + (xi - tx * _TILE)]
@@ -197,17 +192,25 @@ class Placer:
             self._cells[key].append(obj.id)
 
     def _collides(self, box: Sequence[float], corners: list[list[float]], pad: float) -> bool:
-        seen: set[int] = set()
+        x1, y1, x2, y2 = box
         boxes, cells = self._boxes, self._cells
-        for key in self._cell_keys(box):
-            for oid in cells.get(key, ()):
-                if oid in seen:
-                    continue
-                seen.add(oid)
-                if boxes_overlap(box, boxes[oid], pad) and polys_overlap(
-                    corners, self._corners[oid], pad, rectangles=True
-                ):
-                    return True
+        seen: set[int] = set()
+        for cy in range(int(y1 // _CELL), int(y2 // _CELL) + 1):
+            for cx in range(int(x1 // _CELL), int(x2 // _CELL) + 1):
+                for oid in cells.get((cx, cy), ()):
+                    if oid in seen:
+                        continue
+                    seen.add(oid)
+                    # boxes_overlap inlined (hot), then the exact test
+                    b = boxes[oid]
+                    if (
+                        x1 - pad < b[2]
+                        and b[0] - pad < x2
+                        and y1 - pad < b[3]
+                        and b[1] - pad < y2
+                        and polys_overlap(corners, self._corners[oid], pad, rectangles=True)
+                    ):
+                        return True
         return False
 
     def fits(self, corners: list[list[float]], cx: float, cy: float, allowed: frozenset[int] | None) -> bool:
@@ -218,19 +221,24 @@ class Placer:
                 return False
         if allowed is None:
             return True
-        at = self.labels.at
-        if at(cx, cy) not in allowed:
-            return False
+        labels = self.labels
+        data = labels.single
+        # probe the centre, just inside each corner and at each edge midpoint
+        probes = [(cx, cy)]
         for k in range(4):
             x, y = corners[k]
-            # probe just inside each corner and at each edge midpoint
-            if at(x + (cx - x) * 0.08, y + (cy - y) * 0.08) not in allowed:
-                return False
+            probes.append((x + (cx - x) * 0.08, y + (cy - y) * 0.08))
             nx, ny = corners[(k + 1) % 4]
-            if (
-                at((x + nx) / 2 + (cx - (x + nx) / 2) * 0.08, (y + ny) / 2 + (cy - (y + ny) / 2) * 0.08)
-                not in allowed
-            ):
+            probes.append(
+                ((x + nx) / 2 + (cx - (x + nx) / 2) * 0.08, (y + ny) / 2 + (cy - (y + ny) / 2) * 0.08)
+            )
+        for x, y in probes:
+            # LabelTiles.at inlined for the common single-tile scene (hot: 9 probes per candidate)
+            if data is not None and 0 <= x < w and 0 <= y < h:
+                label = data[int(y) * w + int(x)]
+            else:
+                label = labels.at(x, y)
+            if label not in allowed:
                 return False
         return True
 
@@ -265,11 +273,19 @@ class Placer:
         # cheap exact rejections first: the box must fit in the image, the centre must be on allowed ground
         ext_x = abs(length * c) / 2 + abs(breadth * s) / 2
         ext_y = abs(length * s) / 2 + abs(breadth * c) / 2
-        if cx - ext_x < 0.0 or cy - ext_y < 0.0 or cx + ext_x > self.width or cy + ext_y > self.height:
+        width, height = self.width, self.height
+        if cx - ext_x < 0.0 or cy - ext_y < 0.0 or cx + ext_x > width or cy + ext_y > height:
             return None
         if allowed is not None and self.labels.at(cx, cy) not in allowed:
             return None
-        corners = obb_corners(cx, cy, length, breadth, angle)
+        # obb_corners(cx, cy, length, breadth, angle) with its products shared (same arithmetic, same order)
+        hlc, hls, hbs, hbc = length / 2 * c, length / 2 * s, breadth / 2 * s, breadth / 2 * c
+        corners = [
+            [cx - hlc + hbs, cy - hls - hbc],
+            [cx + hlc + hbs, cy + hls - hbc],
+            [cx + hlc - hbs, cy + hls + hbc],
+            [cx - hlc - hbs, cy - hls + hbc],
+        ]
         if not self.fits(corners, cx, cy, allowed):
             return None
         box = [cx - ext_x, cy - ext_y, cx + ext_x, cy + ext_y]
@@ -287,16 +303,19 @@ class Placer:
             style = next(iter(STYLES[category]))
         poly = order_poly(corners)
         # unit frame -> pixels in plain Python: outlines have 4-24 vertices, too few for numpy to pay off
-        hlc, hls, hbs, hbc = length / 2 * c, length / 2 * s, breadth / 2 * s, breadth / 2 * c
         shape = [
-            [round(cx + u * hlc - v * hbs, 2) + 0.0, round(cy + u * hls + v * hbc, 2) + 0.0]
+            [round2(cx + u * hlc - v * hbs), round2(cy + u * hls + v * hbc)]
             for u, v in STYLES[category][style].outline
         ]
-        pxs = [q[0] for q in poly]
-        pys = [q[1] for q in poly]
+        xs = [q[0] for q in poly]
+        ys = [q[1] for q in poly]
         if rgb is None:
             base = category_rgb(category, colour)
-            rgb = tuple(min(255, max(0, v + d)) for v, d in zip(base, jitter))  # type: ignore[assignment]
+            rgb = (
+                min(255, max(0, base[0] + jitter[0])),
+                min(255, max(0, base[1] + jitter[1])),
+                min(255, max(0, base[2] + jitter[2])),
+            )
         obj = SceneObject(
             id=self._next_id if object_id is None else object_id,
             category=category,
@@ -309,10 +328,10 @@ class Placer:
             angle=round2(angle),
             poly=poly,
             hbox=[
-                max(0.0, min(pxs)),
-                max(0.0, min(pys)),
-                min(float(self.width), max(pxs)),
-                min(float(self.height), max(pys)),
+                max(0.0, min(xs)),
+                max(0.0, min(ys)),
+                min(float(width), max(xs)),
+                min(float(height), max(ys)),
             ],
             shape=shape,
             height_m=round(height_m, 2),
@@ -930,14 +949,17 @@ class Placer:
         total = float(seg_len.sum())
         if total <= 0:
             return
-        cum = np.concatenate([[0.0], np.cumsum(seg_len)])
+        cum = np.concatenate([[0.0], np.cumsum(seg_len)]).tolist()
+        # per-vehicle lookups on Python lists: numpy scalar indexing and arithmetic are slow for single values
+        pts, seg, seg_len = pts.tolist(), seg.tolist(), seg_len.tolist()
         width_m = river.width_m
         for _ in range(self._count(total * self.gsd / 160.0)):
             s = rng.uniform(0.0, total)
-            k = min(int(np.searchsorted(cum, s, side="right")) - 1, len(seg) - 1)
+            k = min(bisect.bisect_right(cum, s) - 1, len(seg) - 1)
             t = (s - cum[k]) / max(seg_len[k], 1e-9)
-            x, y = pts[k] + t * seg[k]
-            dx, dy = seg[k] / max(seg_len[k], 1e-9)
+            (px, py), (sx, sy) = pts[k], seg[k]
+            x, y = px + t * sx, py + t * sy
+            dx, dy = sx / max(seg_len[k], 1e-9), sy / max(seg_len[k], 1e-9)
             max_len = min(110.0, width_m * 2.4)
             length_m = rng.uniform(8.0, max(8.5, max_len))
             breadth_m = length_m * rng.uniform(0.2, 0.28)
@@ -951,8 +973,8 @@ class Placer:
             style = "boat" if length_m < 40 else rng.choice(("cargo", "tanker"))
             self.place(
                 "ship",
-                float(x - dy * offset),
-                float(y + dx * offset),
+                x - dy * offset,
+                y + dx * offset,
                 length_m,
                 breadth_m,
                 heading,
@@ -991,16 +1013,19 @@ class Placer:
         total = float(seg_len.sum())
         if total <= 0:
             return
-        cum = np.concatenate([[0.0], np.cumsum(seg_len)])
+        cum = np.concatenate([[0.0], np.cumsum(seg_len)]).tolist()
+        # per-vehicle lookups on Python lists: numpy scalar indexing and arithmetic are slow for single values
+        pts, seg, seg_len = pts.tolist(), seg.tolist(), seg_len.tolist()
         major = road.kind == "major-road"
         lanes = (1.75, 5.25) if major else (1.75,)
         rate = 1 / 28.0 if major else 1 / 55.0
         for _ in range(self._count(total * self.gsd * rate)):
             s = rng.uniform(0.0, total)
-            k = min(int(np.searchsorted(cum, s, side="right")) - 1, len(seg) - 1)
+            k = min(bisect.bisect_right(cum, s) - 1, len(seg) - 1)
             t = (s - cum[k]) / max(seg_len[k], 1e-9)
-            x, y = pts[k] + t * seg[k]
-            dx, dy = seg[k] / max(seg_len[k], 1e-9)
+            (px, py), (sx, sy) = pts[k], seg[k]
+            x, y = px + t * sx, py + t * sy
+            dx, dy = sx / max(seg_len[k], 1e-9), sy / max(seg_len[k], 1e-9)
             side = rng.choice((-1.0, 1.0))
             lane_m = rng.choice(lanes)
             parked = not major and rng.random() < 0.3
@@ -1010,7 +1035,7 @@ class Placer:
             # right-hand traffic: the lane right of the travel direction (positive offset) goes forward
             heading = math.degrees(math.atan2(dy, dx)) + (0.0 if side > 0 else 180.0) + rng.uniform(-2.0, 2.0)
             large = rng.random() < (0.16 if major else 0.06)
-            cx, cy = float(x - dy * offset), float(y + dx * offset)
+            cx, cy = x - dy * offset, y + dx * offset
             if large:
                 bus = rng.random() < 0.3
                 self.place(

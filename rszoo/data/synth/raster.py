@@ -27,7 +27,7 @@ from rszoo.data.synth.categories import LANDCOVER_CLASSES
 from rszoo.data.synth.graph import Polyline, Region, Scene
 from rszoo.data.synth.texture import MATERIALS
 
-__all__ = ["BANK_M", "MATERIAL_ORDER", "landcover_map", "layout_raster", "pil_points", "slot_of"]
+__all__ = ["BANK_M", "MATERIAL_ORDER", "Pen", "landcover_map", "layout_raster", "pil_points", "slot_of"]
 
 BANK_M = 3.0  # width of a river's bank strip on each side, metres
 MATERIAL_ORDER: tuple[str, ...] = tuple(MATERIALS)
@@ -52,6 +52,35 @@ def pil_points(points: Sequence[Sequence[float]] | np.ndarray, x0: int, y0: int)
     return arr.ravel().tolist()
 
 
+class Pen:
+    """Draws polygons and lines straight through Pillow's C drawing object, with the same calls
+    :class:`PIL.ImageDraw.ImageDraw` makes for fills (``draw_polygon(xy, ink, 1)``, ``draw_lines(xy, ink, width)``,
+    ``draw_ellipse(xy, ink, 1)``).
+
+    Scenes draw hundreds of small shapes, and ImageDraw's per-call Python work (colour to ink conversion, argument
+    checks) costs more than filling them; inks are converted once per colour here.
+    """
+
+    def __init__(self, img: Image.Image, mode: str | None = None) -> None:
+        self._core = ImageDraw.Draw(img, mode).draw
+        self._inks: dict[object, int] = {}
+
+    def ink(self, colour: int | tuple[int, ...]) -> int:
+        ink = self._inks.get(colour)
+        if ink is None:
+            ink = self._inks[colour] = self._core.draw_ink(colour)
+        return ink
+
+    def polygon(self, xy: list[int], colour: int | tuple[int, ...]) -> None:
+        self._core.draw_polygon(xy, self.ink(colour), 1)
+
+    def line(self, xy: list[int], colour: int | tuple[int, ...], width: int = 1) -> None:
+        self._core.draw_lines(xy, self.ink(colour), width)
+
+    def ellipse(self, xy: tuple[float, float, float, float], colour: int | tuple[int, ...]) -> None:
+        self._core.draw_ellipse(xy, self.ink(colour), 1)
+
+
 def layout_raster(
     regions: Sequence[Region],
     rivers: Sequence[Polyline],
@@ -69,7 +98,7 @@ def layout_raster(
     over-estimate: later drawing may have covered parts), so callers can work on boxes instead of the whole window.
     """
     img = Image.new("L", (w, h), 0)
-    draw = ImageDraw.Draw(img)
+    draw = Pen(img)
     used: dict[int, list[int]] = {}
 
     def label(kind: str, variant: int, bx0: float, by0: float, bx1: float, by1: float) -> int:
@@ -90,7 +119,7 @@ def layout_raster(
         if bx1 < x0 or by1 < y0 or bx0 > x0 + w or by0 > y0 + h:
             continue
         value = label(region.kind, region.variant, bx0, by0, bx1, by1)
-        draw.polygon(pil_points(region.polygon, x0, y0), fill=value)
+        draw.polygon(pil_points(region.polygon, x0, y0), value)
     bank_px = BANK_M / gsd
     for layer in ("bank", "water"):
         for river in rivers:
@@ -104,7 +133,7 @@ def layout_raster(
 
 
 def _line(
-    draw: ImageDraw.ImageDraw,
+    draw: Pen,
     points: list[list[float]],
     x0: int,
     y0: int,
@@ -123,7 +152,7 @@ def _line(
     value = label(bx0, by0, bx1, by1)
     flat = pil_points(points, x0, y0)
     iw = max(1, round(width))
-    draw.line(flat, fill=value, width=iw)
+    draw.line(flat, value, iw)
     if iw >= 3:
         # discs only where the direction turns enough for PIL's mitre-less joins to leave a visible notch
         rad = (iw - 1) / 2
@@ -135,7 +164,7 @@ def _line(
             norm = math.hypot(ax, ay) * math.hypot(bx, by)
             turns = norm == 0 or cross * iw > norm or ax * bx + ay * by < 0
             if turns and -rad <= x <= w + rad and -rad <= y <= h + rad:
-                draw.ellipse((x - rad, y - rad, x + rad, y + rad), fill=value)
+                draw.ellipse((x - rad, y - rad, x + rad, y + rad), value)
 
 
 def landcover_map(scene: Scene, window: tuple[int, int, int, int] | None = None) -> np.ndarray:

@@ -23,7 +23,7 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import cache, lru_cache
 
 import numpy as np
@@ -32,10 +32,10 @@ from PIL import Image, ImageChops, ImageDraw
 from rszoo.data.synth.acquire import season_factor
 from rszoo.data.synth.clouds import apply_clouds
 from rszoo.data.synth.graph import Region, Scene, SceneObject
-from rszoo.data.synth.raster import MATERIAL_ORDER, layout_raster, pil_points, slot_of
-from rszoo.data.synth.shapes import STYLES
+from rszoo.data.synth.raster import MATERIAL_ORDER, Pen, layout_raster, pil_points, slot_of
+from rszoo.data.synth.shapes import STYLES, Style
 from rszoo.data.synth.sites import apron_stands, stall_lines
-from rszoo.data.synth.sun import shadow_offset
+from rszoo.data.synth.sun import shadow_offset, shadow_offsets
 from rszoo.data.synth.texture import NOISE_OFFSET, is_identity, noise_crop, texture_crop, tint_lut
 
 __all__ = ["CHUNK", "iter_chunks", "render", "render_window", "shadow_polygons"]
@@ -72,6 +72,19 @@ def _shadow_lut() -> list[int]:
     return [int(v * f) for f in factors for v in range(256)]
 
 
+@cache
+def _shaded_lut() -> list[int]:
+    """Each channel value under a shadow: the shadow colour (:func:`_shadow_lut`) blended in at _SHADOW_STRENGTH.
+
+    Taken from Pillow's own blend (a paste through a constant mask), so one lookup gives exactly what a paste
+    through the shadow mask would.
+    """
+    ramp = Image.frombytes("RGB", (256, 1), bytes(v for v in range(256) for _ in range(3)))
+    shaded = ramp.copy()
+    shaded.paste(point(ramp, _shadow_lut()), (0, 0), Image.new("L", ramp.size, _SHADOW_STRENGTH))
+    return [value for band in shaded.split() for value in band.getdata()]
+
+
 def _clamp(rgb: Sequence[float]) -> tuple[int, int, int]:
     return (min(255, max(0, int(rgb[0]))), min(255, max(0, int(rgb[1]))), min(255, max(0, int(rgb[2]))))
 
@@ -99,20 +112,36 @@ def shadow_polygons(obj: SceneObject, scene: Scene) -> list[list[tuple[float, fl
     only the shifted copy. No acquisition or a flat object means no shadow.
     """
     acq = scene.acquisition
-    if acq is None or obj.height_m <= 0:
+    if acq is None:
         return []
-    dx, dy = shadow_offset(obj.height_m, acq.sun_azimuth, acq.sun_elevation, scene.gsd)
-    if dx * dx + dy * dy < 0.25:
+    sweep = _shadow_sweep(obj, shadow_offsets(acq.sun_azimuth, acq.sun_elevation, scene.gsd))
+    if sweep is None:
         return []
-    shifted = [(x + dx, y + dy) for x, y in obj.shape]
-    if STYLES[obj.category][obj.style or next(iter(STYLES[obj.category]))].thin:
+    shifted, band_ends = sweep
+    if band_ends is None:
         return [shifted]
+    a, b = obj.shape[band_ends[0]], obj.shape[band_ends[1]]
+    band = [(a[0], a[1]), (b[0], b[1]), shifted[band_ends[1]], shifted[band_ends[0]]]
+    return [[(x, y) for x, y in obj.shape], band, shifted]
+
+
+def _shadow_sweep(
+    obj: SceneObject, offset: Callable[[float], tuple[float, float]]
+) -> tuple[list[tuple[float, float]], tuple[int, int] | None] | None:
+    """The outline shifted by the shadow vector and the indices of the two outline vertices the band joins (None
+    for thin objects), or None without a shadow; ``offset`` maps a height to the shadow vector
+    (:func:`.sun.shadow_offsets`). Shared by :func:`shadow_polygons` and the renderer."""
+    if obj.height_m <= 0:
+        return None
+    dx, dy = offset(obj.height_m)
+    if dx * dx + dy * dy < 0.25:
+        return None
+    shifted = [(x + dx, y + dy) for x, y in obj.shape]
+    if _style(obj).thin:
+        return shifted, None
     nx, ny = -dy, dx
     proj = [x * nx + y * ny for x, y in obj.shape]
-    a = obj.shape[proj.index(min(proj))]
-    b = obj.shape[proj.index(max(proj))]
-    band = [(a[0], a[1]), (b[0], b[1]), (b[0] + dx, b[1] + dy), (a[0] + dx, a[1] + dy)]
-    return [[(x, y) for x, y in obj.shape], band, shifted]
+    return shifted, (proj.index(min(proj)), proj.index(max(proj)))
 
 
 def _shadow_reach(scene: Scene) -> float:
@@ -149,36 +178,42 @@ def _layer(category: str) -> int:
 
 
 def _paste_textures(
-    img: Image.Image, raster: Image.Image, slots: dict[int, list[int]], wx: int, wy: int, season: tuple
-) -> None:
-    """Paste each material slot's texture through its mask (within the slot's box).
+    raster: Image.Image, slots: dict[int, list[int]], wx: int, wy: int, season: tuple
+) -> Image.Image:
+    """The window's ground: each material slot's texture pasted through its mask (within the slot's box).
 
-    The slot with the largest box is pasted first without a mask over the whole window: every pixel it owns is
-    covered, and every other pixel is overwritten by its own slot afterwards.
+    The slot with the largest box is the base image, its texture unmasked over the whole window: every pixel it owns
+    is covered, and every other pixel is overwritten by its own slot afterwards.
     """
-    w, h = img.size
+    w, h = raster.size
+    if not slots:
+        return Image.new("RGB", (w, h))
     order = sorted(slots, key=lambda s: (-(slots[s][2] - slots[s][0]) * (slots[s][3] - slots[s][1]), s))
-    for k, slot in enumerate(order):
+    img = out = None
+    for slot in order:
         material, variant = MATERIAL_ORDER[slot // 3], slot % 3
         tint_season = season if material in _VEGETATION else (1.0, 1.0, 1.0)
-        if k == 0:
-            tex = texture_crop(material, wx, wy, w, h)
+        if img is None:
+            img = texture_crop(material, wx, wy, w, h)
             if not is_identity(material, variant, tint_season):
-                tex = point(tex, tint_lut(material, variant, tint_season))
-            img.paste(tex, (0, 0))
+                img = point(img, tint_lut(material, variant, tint_season))
+            out = img.im
             continue
         x1, y1, x2, y2 = slots[slot]
         if x2 <= x1 or y2 <= y1:
             continue
-        mask = point(raster.crop((x1, y1, x2, y2)), _equal_lut(slot))
-        box = mask.getbbox()
+        # straight on Pillow's core images: the Image wrappers' per-call checks cost more than these small crops;
+        # a mode "1" mask makes paste copy pixels instead of blending them (same result for a 0/255 mask)
+        mask = raster.im.crop((x1, y1, x2, y2)).point(_equal_lut(slot), "1")
+        box = mask.getbbox(True)
         if box is None:
             continue
-        bx, by = x1 + box[0], y1 + box[1]
-        tex = texture_crop(material, wx + bx, wy + by, box[2] - box[0], box[3] - box[1])
+        bx, by, bw, bh = x1 + box[0], y1 + box[1], box[2] - box[0], box[3] - box[1]
+        tex = texture_crop(material, wx + bx, wy + by, bw, bh).im
         if not is_identity(material, variant, tint_season):
-            tex = point(tex, tint_lut(material, variant, tint_season))
-        img.paste(tex, (bx, by), mask.crop(box))
+            tex = tex.point(tint_lut(material, variant, tint_season), None)
+        out.paste(tex, (bx, by, bx + bw, by + bh), mask.crop(box))
+    return img
 
 
 def _furrows(img: Image.Image, regions: Sequence[Region], gsd: float, x0: int, y0: int) -> None:
@@ -188,15 +223,16 @@ def _furrows(img: Image.Image, regions: Sequence[Region], gsd: float, x0: int, y
     for region in regions:
         if region.kind != "cropland":
             continue
-        pts = np.asarray(region.polygon)
-        bx0, by0 = max(int(pts[:, 0].min()) - x0, 0), max(int(pts[:, 1].min()) - y0, 0)
-        bx1, by1 = min(int(pts[:, 0].max()) + 1 - x0, w), min(int(pts[:, 1].max()) + 1 - y0, h)
+        xs = [p[0] for p in region.polygon]
+        ys = [p[1] for p in region.polygon]
+        bx0, by0 = max(int(min(xs)) - x0, 0), max(int(min(ys)) - y0, 0)
+        bx1, by1 = min(int(max(xs)) + 1 - x0, w), min(int(max(ys)) + 1 - y0, h)
         if bx1 <= bx0 or by1 <= by0:
             continue
         mask = Image.new("L", (bx1 - bx0, by1 - by0), 0)
-        ImageDraw.Draw(mask).polygon(pil_points(region.polygon, x0 + bx0, y0 + by0), fill=255)
+        Pen(mask).polygon(pil_points(region.polygon, x0 + bx0, y0 + by0), 255)
         lines = Image.new("L", mask.size, 0)
-        draw = ImageDraw.Draw(lines)
+        draw = Pen(lines)
         a = math.radians(region.angle)
         nx, ny = -math.sin(a), math.cos(a)  # normal of the furrow direction
         corners = [(x0 + bx0, y0 + by0), (x0 + bx1, y0 + by0), (x0 + bx0, y0 + by1), (x0 + bx1, y0 + by1)]
@@ -212,14 +248,14 @@ def _furrows(img: Image.Image, regions: Sequence[Region], gsd: float, x0: int, y
                     x0 + bx0,
                     y0 + by0,
                 ),
-                fill=strength,
+                strength,
             )
         alpha = ImageChops.multiply(lines, mask)
-        dark = point(img.crop((bx0, by0, bx1, by1)), _furrow_lut())
-        img.paste(dark, (bx0, by0), alpha)
+        box = (bx0, by0, bx1, by1)
+        img.im.paste(img.im.crop(box).point(_furrow_lut(), None), box, alpha.im)
 
 
-def _markings(draw: ImageDraw.ImageDraw, scene: Scene, raster: Image.Image, x0: int, y0: int) -> None:
+def _markings(draw: Pen, scene: Scene, raster: Image.Image, x0: int, y0: int) -> None:
     """Parking stall lines, apron stand lines and dashed road centre lines.
 
     Lot and apron lines are painted only where both ends and the middle lie on their own surface in the layout
@@ -242,7 +278,7 @@ def _markings(draw: ImageDraw.ImageDraw, scene: Scene, raster: Image.Image, x0: 
             slot = slot_of("parking")
             for x1, y1, x2, y2 in stall_lines(region.frame, region.angle, gsd):
                 if on(slot, (x1, y1), (x2, y2), ((x1 + x2) / 2, (y1 + y2) / 2)):
-                    draw.line(pil_points([[x1, y1], [x2, y2]], x0, y0), fill=(214, 214, 206), width=1)
+                    draw.line(pil_points([[x1, y1], [x2, y2]], x0, y0), (214, 214, 206), 1)
         elif region.kind == "apron":
             slot = slot_of("apron")
             width = max(1, round(0.4 / gsd))
@@ -252,14 +288,12 @@ def _markings(draw: ImageDraw.ImageDraw, scene: Scene, raster: Image.Image, x0: 
                 reach = 45.0 / gsd
                 end = (stand.x + reach * math.cos(h_), stand.y + reach * math.sin(h_))
                 if on(slot, (stand.x, stand.y), end):
-                    draw.line(
-                        pil_points([[stand.x, stand.y], list(end)], x0, y0), fill=(214, 178, 52), width=width
-                    )
+                    draw.line(pil_points([[stand.x, stand.y], list(end)], x0, y0), (214, 178, 52), width)
             cx, cy, hu, hv = region.frame
             taxi = hv - 10.0 / gsd
             p1 = (cx - hu * math.cos(a) + taxi * math.sin(a), cy - hu * math.sin(a) - taxi * math.cos(a))
             p2 = (cx + hu * math.cos(a) + taxi * math.sin(a), cy + hu * math.sin(a) - taxi * math.cos(a))
-            draw.line(pil_points([p1, p2], x0, y0), fill=(214, 178, 52), width=width)
+            draw.line(pil_points([p1, p2], x0, y0), (214, 178, 52), width)
     for road in scene.roads:
         if road.kind != "major-road":
             continue
@@ -269,27 +303,63 @@ def _markings(draw: ImageDraw.ImageDraw, scene: Scene, raster: Image.Image, x0: 
         ends = np.stack([pts[:-1], pts[:-1] + 0.4 * (pts[1:] - pts[:-1])], axis=1)
         flat = (np.floor(ends).astype(np.int64) - np.array([x0, y0])).reshape(-1, 4).tolist()
         for dash in flat:
-            draw.line(dash, fill=(226, 226, 218), width=width)
+            draw.line(dash, (226, 226, 218), width)
 
 
 def _draw_shadows(img: Image.Image, scene: Scene, objects: Sequence[SceneObject], x0: int, y0: int) -> None:
-    if scene.acquisition is None:
+    acq = scene.acquisition
+    if acq is None:
         return
-    polys = [poly for obj in objects for poly in shadow_polygons(obj, scene)]
-    if not polys:
+    offset = shadow_offsets(acq.sun_azimuth, acq.sun_elevation, scene.gsd)
+    sweeps = [(obj, sweep) for obj in objects if (sweep := _shadow_sweep(obj, offset)) is not None]
+    if not sweeps:
         return
-    # snap every vertex in one vectorised pass, then draw polygon by polygon
-    counts = [len(poly) for poly in polys]
-    flat = (np.floor(np.concatenate(polys)).astype(np.int64) - np.array([x0, y0])).ravel().tolist()
-    mask = Image.new("L", img.size, 0)
-    draw = ImageDraw.Draw(mask)
-    pos = 0
-    for n in counts:
-        draw.polygon(flat[2 * pos : 2 * (pos + n)], fill=_SHADOW_STRENGTH)
-        pos += n
-    box = mask.getbbox()
-    if box is not None:
-        img.paste(point(img.crop(box), _shadow_lut()), box[:2], mask.crop(box))
+    w, h = img.size
+    # which pixels are in shadow; a mode "1" mask makes paste copy pixels instead of blending them
+    mask = Image.new("1", (w, h), 0)
+    draw = Pen(mask)
+    floor = math.floor
+    boxes = []
+    for obj, (shifted, band_ends) in sweeps:
+        # the polygons of shadow_polygons, vertices snapped like pil_points (floor in scene pixels, then the window
+        # offset); the band's corners are outline and shifted vertices, so they are snapped once
+        moved = [v for x, y in shifted for v in (floor(x) - x0, floor(y) - y0)]
+        vertices = moved
+        if band_ends is not None:
+            outline = [v for x, y in obj.shape for v in (floor(x) - x0, floor(y) - y0)]
+            draw.polygon(outline, 1)
+            ia, ib = 2 * band_ends[0], 2 * band_ends[1]
+            band = [*outline[ia : ia + 2], *outline[ib : ib + 2], *moved[ib : ib + 2], *moved[ia : ia + 2]]
+            draw.polygon(band, 1)
+            vertices = moved + outline
+        draw.polygon(moved, 1)
+        # the vertices' box with a pixel to spare holds every pixel the fills set
+        xs, ys = vertices[0::2], vertices[1::2]
+        box = (max(0, min(xs) - 1), max(0, min(ys) - 1), min(w, max(xs) + 2), min(h, max(ys) + 2))
+        if box[0] < box[2] and box[1] < box[3]:
+            boxes.append(box)
+    # darken box by box (disjoint boxes holding every shadow pixel give the same result as one pass over the
+    # mask's bounding box, which would cover most of the image for scattered objects)
+    core, mask_core, lut = img.im, mask.im, _shaded_lut()
+    for box in _disjoint_cover(boxes):
+        core.paste(core.crop(box).point(lut, None), box, mask_core.crop(box))
+
+
+def _disjoint_cover(boxes: Sequence[tuple[int, int, int, int]]) -> list[tuple[int, int, int, int]]:
+    """Pairwise disjoint boxes covering ``boxes`` (overlapping ones merged into their bounding box)."""
+    out: list[tuple[int, int, int, int]] = []
+    for x1, y1, x2, y2 in boxes:
+        merged = True
+        while merged:
+            merged = False
+            for k, (a1, b1, a2, b2) in enumerate(out):
+                if a1 < x2 and x1 < a2 and b1 < y2 and y1 < b2:
+                    x1, y1, x2, y2 = min(x1, a1), min(y1, b1), max(x2, a2), max(y2, b2)
+                    del out[k]
+                    merged = True
+                    break
+        out.append((x1, y1, x2, y2))
+    return out
 
 
 def _part_colour(rule: object, obj: SceneObject, lit_side: int) -> tuple[int, int, int]:
@@ -320,6 +390,10 @@ def _style_name(obj: SceneObject) -> str:
     return obj.style or next(iter(STYLES[obj.category]))
 
 
+def _style(obj: SceneObject) -> Style:
+    return STYLES[obj.category][obj.style or next(iter(STYLES[obj.category]))]
+
+
 def _draw_wake(wake: ImageDraw.ImageDraw, obj: SceneObject, x0: int, y0: int) -> None:
     """A pale V-shaped wake behind the stern of a ship under way (on the water, outside its box)."""
     a = math.radians(obj.angle)
@@ -342,40 +416,51 @@ def _draw_objects(img: Image.Image, scene: Scene, objects: Sequence[SceneObject]
         wake = ImageDraw.Draw(img, "RGBA")
         for obj in wakes:
             _draw_wake(wake, obj, x0, y0)
-    draw = ImageDraw.Draw(img)
+    pen = Pen(img)
     # transform every object's unit-frame vertices in one vectorised pass
-    units = [_unit_points(o.category, _style_name(o)) for o in objects]
+    styles = [_style_name(o) for o in objects]
+    units = [_unit_points(o.category, style) for o, style in zip(objects, styles)]
     counts = [len(u) for u in units]
-    params = np.empty((len(objects), 6), dtype=np.float64)
-    for k, o in enumerate(objects):
+    params = []
+    headings = []
+    for o in objects:
         a = math.radians(o.angle)
         c, s = math.cos(a), math.sin(a)
+        headings.append((c, s))
         hl, hb = o.width / 2.0, o.height / 2.0
-        params[k] = (hl * c, hl * s, -hb * s, hb * c, o.center[0] - x0, o.center[1] - y0)
+        params.append((hl * c, hl * s, -hb * s, hb * c, o.center[0] - x0, o.center[1] - y0))
     u = np.concatenate(units)
-    rep = np.repeat(params, counts, axis=0)
+    rep = np.repeat(np.array(params, dtype=np.float64), counts, axis=0)
     xs = np.floor(u[:, 0] * rep[:, 0] + u[:, 1] * rep[:, 2] + rep[:, 4] + x0).astype(np.int64) - x0
     ys = np.floor(u[:, 0] * rep[:, 1] + u[:, 1] * rep[:, 3] + rep[:, 5] + y0).astype(np.int64) - y0
     flat = np.stack([xs, ys], axis=1).ravel().tolist()
     pos = 0
-    for obj, n_pts in zip(objects, counts):
-        style = STYLES[obj.category][_style_name(obj)]
-        a = math.radians(obj.angle)
+    for obj, style, (c, s), n_pts in zip(objects, styles, headings, counts):
         # which half of a gable roof (-v or +v side of the ridge) faces the sun
-        lit_side = 1 if (-math.sin(a) * to_sun[0] + math.cos(a) * to_sun[1]) > 0 else -1
-        n = len(style.outline)
-        draw.polygon(flat[2 * pos : 2 * (pos + n)], fill=_part_colour(style.outline_colour, obj, lit_side))
-        start = pos + n
-        for part in style.parts:
-            k = len(part.points)
-            seg = flat[2 * start : 2 * (start + k)]
-            start += k
-            colour = _part_colour(part.colour, obj, lit_side)
-            if part.kind == "line":
-                draw.line(seg, fill=colour, width=1)
+        lit_side = 1 if (-s * to_sun[0] + c * to_sun[1]) > 0 else -1
+        start = 2 * pos
+        colours = {}  # part colour by rule: objects repeat rules (windows, containers ...)
+        for n, rule, is_line in _drawing_steps(obj.category, style):
+            seg = flat[start : start + 2 * n]
+            start += 2 * n
+            colour = colours.get(rule)
+            if colour is None:
+                colour = colours[rule] = _part_colour(rule, obj, lit_side)
+            if is_line:
+                pen.line(seg, colour)
             else:
-                draw.polygon(seg, fill=colour)
+                pen.polygon(seg, colour)
         pos += n_pts
+
+
+@cache
+def _drawing_steps(category: str, style: str) -> tuple[tuple[int, object, bool], ...]:
+    """``(vertex count, colour rule, is a line)`` of the outline, then of every part, in the order of
+    :meth:`Style.unit_points`."""
+    spec = STYLES[category][style]
+    steps = [(len(spec.outline), spec.outline_colour, False)]
+    steps += [(len(part.points), part.colour, part.kind == "line") for part in spec.parts]
+    return tuple(steps)
 
 
 @lru_cache(maxsize=64)
@@ -397,11 +482,9 @@ def _render_chunk(
     raster, slots = layout_raster(
         scene.regions, scene.rivers, scene.roads, scene.gsd, x0, y0, w, h, semantic=False
     )
-    img = Image.new("RGB", (w, h))
-    _paste_textures(img, raster, slots, wx, wy, season_factor(scene.acquisition))
+    img = _paste_textures(raster, slots, wx, wy, season_factor(scene.acquisition))
     _furrows(img, scene.regions, scene.gsd, x0, y0)
-    draw = ImageDraw.Draw(img)
-    _markings(draw, scene, raster, x0, y0)
+    _markings(Pen(img), scene, raster, x0, y0)
     _draw_shadows(img, scene, objects, x0, y0)
     _draw_objects(img, scene, objects, x0, y0)
     acq = scene.acquisition
@@ -409,9 +492,8 @@ def _render_chunk(
         img = point(img, _radiometry_lut(round(acq.sun_elevation, 1), round(acq.off_nadir, 1)))
     else:
         img = point(img, _radiometry_lut(60.0, 0.0))
-    out = np.array(img)
     # the radiometry LUT keeps values in [8, 239] and the noise is in [0, 16], so uint8 arithmetic cannot wrap
-    out += noise_crop(wx, wy, w, h)
+    out = np.asarray(img) + noise_crop(wx, wy, w, h)
     out -= NOISE_OFFSET
     if acq is not None and acq.cloud_cover > 0:
         out = apply_clouds(out, scene, x0, y0)
@@ -436,8 +518,13 @@ def render_window(scene: Scene, x: int, y: int, w: int, h: int) -> np.ndarray:
             f"window (x={x}, y={y}, w={w}, h={h}) must be non-empty and inside the {scene.width}x{scene.height} image"
         )
     index = _ObjectIndex(scene)
+    chunks = list(_chunks(scene, x, y, w, h))
+    if len(chunks) == 1 and chunks[0][2:] == (x, y, w, h):
+        # the window is one whole chunk: its tile is the answer
+        cx, cy, x0, y0, cw, ch = chunks[0]
+        return _render_chunk(scene, x0, y0, cw, ch, index.get(cx, cy))
     out = np.empty((h, w, 3), dtype=np.uint8)
-    for cx, cy, x0, y0, cw, ch in _chunks(scene, x, y, w, h):
+    for cx, cy, x0, y0, cw, ch in chunks:
         tile = _render_chunk(scene, x0, y0, cw, ch, index.get(cx, cy))
         ax, ay = max(x, x0), max(y, y0)
         bx, by = min(x + w, x0 + cw), min(y + h, y0 + ch)

@@ -23,6 +23,7 @@ import numpy as np
 __all__ = ["LightRandom", "hash_grid", "light", "mix", "salt", "stream", "unit"]
 
 _MASK = (1 << 64) - 1
+_UNIT = 1.0 / (1 << 53)  # 53 random bits -> [0, 1)
 _SALTS: dict[str, int] = {}
 
 
@@ -45,16 +46,23 @@ def _fmix(h: int) -> int:
 
 def mix(*parts: int | str) -> int:
     """Combine integers (and string labels) into one well-mixed 64-bit integer (FNV-style fold + Murmur finaliser)."""
+    # hot (called per grid line, block and segment): constants are bound as locals and _fmix is inlined
+    mask = _MASK
     h = 0x2545F4914F6CDD1D
     for part in parts:
-        value = part if type(part) is int else salt(part) if isinstance(part, str) else int(part)
-        h = (((h ^ (value & _MASK)) * 0x100000001B3) & _MASK) ^ (h >> 29)
-    return _fmix(h)
+        if type(part) is not int:
+            part = salt(part) if isinstance(part, str) else int(part)
+        h = (((h ^ (part & mask)) * 0x100000001B3) & mask) ^ (h >> 29)
+    h ^= h >> 33
+    h = (h * 0xFF51AFD7ED558CCD) & mask
+    h ^= h >> 33
+    h = (h * 0xC4CEB9FE1A85EC53) & mask
+    return h ^ (h >> 33)
 
 
 def unit(*parts: int | str) -> float:
     """A float in ``[0, 1)`` that depends only on ``parts``."""
-    return (mix(*parts) >> 11) * (1.0 / (1 << 53))
+    return (mix(*parts) >> 11) * _UNIT
 
 
 class LightRandom:
@@ -70,8 +78,13 @@ class LightRandom:
 
     def random(self) -> float:
         """Next float in ``[0, 1)``."""
-        self._state = (self._state + 0x9E3779B97F4A7C15) & _MASK
-        return (_fmix(self._state) >> 11) * (1.0 / (1 << 53))
+        self._state = h = (self._state + 0x9E3779B97F4A7C15) & _MASK
+        # _fmix inlined (hot)
+        h ^= h >> 33
+        h = (h * 0xFF51AFD7ED558CCD) & _MASK
+        h ^= h >> 33
+        h = (h * 0xC4CEB9FE1A85EC53) & _MASK
+        return ((h ^ (h >> 33)) >> 11) * _UNIT
 
     def uniform(self, a: float, b: float) -> float:
         return a + (b - a) * self.random()

@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
+from collections.abc import Callable
 
-__all__ = ["MIN_SHADOW_ELEVATION", "parse_timestamp", "shadow_offset", "solar_position"]
+__all__ = ["MIN_SHADOW_ELEVATION", "parse_timestamp", "shadow_offset", "shadow_offsets", "solar_position"]
 
 # Below this elevation shadows would be absurdly long; the renderer clamps to it.
 MIN_SHADOW_ELEVATION = 8.0
@@ -103,7 +104,18 @@ def shadow_offset(height_m: float, azimuth: float, elevation: float, gsd: float)
 
     Elevations below :data:`MIN_SHADOW_ELEVATION` are clamped so shadows stay finite.
     """
-    el = math.radians(max(elevation, MIN_SHADOW_ELEVATION))
-    length = height_m / math.tan(el) / gsd
+    return shadow_offsets(azimuth, elevation, gsd)(height_m)
+
+
+def shadow_offsets(azimuth: float, elevation: float, gsd: float) -> Callable[[float], tuple[float, float]]:
+    """:func:`shadow_offset` as a function of the height alone, for many objects under one sun (the trigonometry
+    is done once; every offset is computed exactly as by :func:`shadow_offset`)."""
+    tan_el = math.tan(math.radians(max(elevation, MIN_SHADOW_ELEVATION)))
     az = math.radians(azimuth)
-    return -math.sin(az) * length + 0.0, math.cos(az) * length + 0.0
+    minus_sin_az, cos_az = -math.sin(az), math.cos(az)
+
+    def offset(height_m: float) -> tuple[float, float]:
+        length = height_m / tan_el / gsd
+        return minus_sin_az * length + 0.0, cos_az * length + 0.0
+
+    return offset

@@ -22,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+import heapq
 import math
 import random
 from collections import Counter
@@ -106,6 +107,15 @@ _SUPERLATIVE_WEIGHT = {
     "bottommost": 1,
 }
 _STRATEGY_WEIGHTS = {"relation": 0.34, "cell": 0.26, "superlative": 0.2, "attribute": 0.2}
+# the candidate for each superlative: the minimum of its key
+_SUPERLATIVE_KEYS = {
+    "largest": lambda o: -o.area,
+    "smallest": lambda o: o.area,
+    "leftmost": lambda o: o.center[0],
+    "rightmost": lambda o: -o.center[0],
+    "topmost": lambda o: o.center[1],
+    "bottommost": lambda o: -o.center[1],
+}
 
 # (singular verb phrase, plural verb phrase) per category and placement context
 _VERBS: dict[str, tuple[str, str]] = {
@@ -168,8 +178,11 @@ class _Index:
         self.cells = {o.id: grid_cell(o.center, scene.width, scene.height) for o in self.objects}
         self.pos = {o.id: k for k, o in enumerate(self.objects)}
         self._rel: dict[str, np.ndarray] | None = None
+        self._rel_rows: dict[int, list[tuple[str, list[bool]]]] = {}
+        self._rel_counts: dict[tuple[str, str], list[int]] = {}
+        self._anchor_desc: dict[int, tuple[list[str], str | None] | None] = {}
         self._simple: dict[int, list[tuple[list[str], str | None]]] = {}
-        self._counts: dict[tuple[str, ...], Counter[tuple]] = {}
+        self._counts: dict[tuple[str, ...], dict[int, int]] = {}
         self._landcover: tuple[list[tuple[str, float]], bool, bool] | None = None
         # the clear winner of each superlative per category (same rule as relations.superlative_holds)
         self.winners: dict[str, dict[str, int]] = {}
@@ -177,15 +190,7 @@ class _Index:
             if len(objs) < 2:
                 continue
             wins = {}
-            for sup in ("largest", "smallest", "leftmost", "rightmost", "topmost", "bottommost"):
-                key = {
-                    "largest": lambda o: -o.area,
-                    "smallest": lambda o: o.area,
-                    "leftmost": lambda o: o.center[0],
-                    "rightmost": lambda o: -o.center[0],
-                    "topmost": lambda o: o.center[1],
-                    "bottommost": lambda o: -o.center[1],
-                }[sup]
+            for sup, key in _SUPERLATIVE_KEYS.items():
                 best = min(objs, key=key)
                 if superlative_holds(sup, best, objs):
                     wins[sup] = best.id
@@ -210,6 +215,32 @@ class _Index:
             self._rel = relation_matrix(boxes)
         return self._rel
 
+    def rel_row(self, i: int) -> list[tuple[str, list[bool]]]:
+        """``(relation, rel[relation][i])`` for every relation, rows as lists (far faster to index than arrays)."""
+        row = self._rel_rows.get(i)
+        if row is None:
+            row = self._rel_rows[i] = [(relation, self.rel[relation][i].tolist()) for relation in RELATIONS]
+        return row
+
+    def rel_counts(self, relation: str, category: str) -> list[int]:
+        """For every object ``j``: how many objects of ``category`` stand in ``relation`` to it."""
+        key = (relation, category)
+        counts = self._rel_counts.get(key)
+        if counts is None:
+            rows = np.array([self.pos[o.id] for o in self.by_cat[category]], dtype=np.int64)
+            counts = self._rel_counts[key] = self.rel[relation][rows].sum(axis=0).tolist()
+        return counts
+
+    def anchor_description(self, obj: SceneObject) -> tuple[list[str], str | None] | None:
+        """How ``obj`` is described as a relation anchor: its first description by category, attribute or size
+        superlative (not by cell: keeps phrases short), or ``None`` if it has none."""
+        if obj.id not in self._anchor_desc:
+            desc = [
+                d for d in self.simple(obj) if "cell" not in d[0] and d[1] in (None, "largest", "smallest")
+            ]
+            self._anchor_desc[obj.id] = desc[0] if desc else None
+        return self._anchor_desc[obj.id]
+
     def key(self, obj: SceneObject, uses: Sequence[str]) -> tuple:
         """The attribute tuple an expression using ``uses`` says about ``obj`` (category first)."""
         return (
@@ -222,10 +253,12 @@ class _Index:
     def count(self, obj: SceneObject, uses: Sequence[str]) -> int:
         """How many objects share what ``uses`` says about ``obj`` (counted once per ``uses``, then O(1))."""
         key = tuple(uses)
-        counter = self._counts.get(key)
-        if counter is None:
-            counter = self._counts[key] = Counter(self.key(o, uses) for o in self.objects)
-        return counter[self.key(obj, uses)]
+        by_id = self._counts.get(key)
+        if by_id is None:
+            keys = [self.key(o, uses) for o in self.objects]
+            counter = Counter(keys)
+            by_id = self._counts[key] = {o.id: counter[k] for o, k in zip(self.objects, keys)}
+        return by_id[obj.id]
 
 
 def _object_facts(ix: _Index, obj: SceneObject) -> dict[str, Any]:
@@ -301,30 +334,28 @@ def _expression_for(ix: _Index, obj: SceneObject, rng: random.Random) -> dict[st
             facts = {**base, "strategy": kind, "uses": list(uses)}
         options[kind].append({"expression": text, "facts": facts})
 
-    # relations to nearby anchors of other categories that are themselves uniquely described
-    anchors = []
-    nearby = sorted(
-        (math.dist(obj.center, other.center), other.id, other)
+    # relations to the 4 nearest anchors of other categories that are themselves uniquely described
+    centre, category = obj.center, obj.category
+    # a heap yields the others nearest first; usually only a few are looked at, so this beats a full sort
+    nearby = [
+        (math.dist(centre, other.center), other.id, other)
         for other in ix.objects
-        if other.category != obj.category
-    )
-    for dist, _, other in nearby:
-        if len(anchors) == 4:
-            break
-        # anchors described by category, attribute or size superlative only (not by cell: keeps phrases short)
-        desc = [d for d in ix.simple(other) if "cell" not in d[0] and d[1] in (None, "largest", "smallest")]
-        if desc:
-            anchors.append((dist, other, desc[0]))
-    rel = ix.rel
-    i = ix.pos[obj.id]
-    same_pos = np.array([ix.pos[o.id] for o in same], dtype=np.int64)
-    for _, anchor, (a_uses, a_sup) in anchors:
+        if other.category != category
+    ]
+    heapq.heapify(nearby)
+    anchors = []
+    while nearby and len(anchors) < 4:
+        other = heapq.heappop(nearby)[2]
+        desc = ix.anchor_description(other)
+        if desc is not None:
+            anchors.append((other, desc))
+    rel_row = ix.rel_row(ix.pos[obj.id]) if anchors else []
+    for anchor, (a_uses, a_sup) in anchors:
         j = ix.pos[anchor.id]
-        for relation in RELATIONS:
-            m = rel[relation]
-            if not m[i, j]:
+        for relation, row in rel_row:
+            if not row[j]:
                 continue
-            if int(m[same_pos, j].sum()) != 1:
+            if ix.rel_counts(relation, category)[j] != 1:
                 continue
             anchor_text = _describe(anchor, a_uses, a_sup)
             text = f"the {_phrase(obj, [])} {relation} {anchor_text}"

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import numpy as np
 
@@ -94,11 +94,11 @@ class World:
     lon0: float
     urban_bias: float
 
-    @property
+    @cached_property
     def cos(self) -> float:
         return math.cos(math.radians(self.angle))
 
-    @property
+    @cached_property
     def sin(self) -> float:
         return math.sin(math.radians(self.angle))
 
@@ -156,12 +156,12 @@ def _line_kind(seed: int, family: str, index: int) -> str:
 def _corner(seed: int, i: int, j: int) -> tuple[float, float]:
     """Intersection ``(u, v)`` of A-line ``i`` and B-line ``j`` (same arithmetic as :class:`_Grid`)."""
     a, b = _line(seed, "A", i), _line(seed, "B", j)
-    u = np.array([b[0]])
-    v = np.array([a[0]])
+    u = np.float64(b[0])
+    v = np.float64(a[0])
     for _ in range(_CORNER_ITERATIONS):
         v = a[0] + a[1] * np.sin(2.0 * math.pi * u / a[2] + a[3])
         u = b[0] + b[1] * np.sin(2.0 * math.pi * v / b[2] + b[3])
-    return float(u[0]), float(v[0])
+    return float(u), float(v)
 
 
 # -- land use ----------------------------------------------------------------------------------------------------
@@ -189,16 +189,19 @@ def _urbanness(seed: int, i: int, j: int) -> float:
     return min(1.0, max(0.0, (value - 0.5) * 1.6 + 0.5 + get_world(seed).urban_bias))
 
 
+# the land-use mixes blended below 0.5 urbanness and above, with their kinds sorted (block_kind's order)
+_BLENDS = tuple((a, b, sorted(set(a) | set(b))) for a, b in ((_RURAL, _SUBURB), (_SUBURB, _URBAN)))
+
+
 @lru_cache(maxsize=65536)
 def block_kind(seed: int, i: int, j: int) -> tuple[str, int, float]:
     """``(kind, variant, pattern_angle_offset)`` of block ``(i, j)``: the land use between A-lines i, i+1 and
     B-lines j, j+1."""
     u = _urbanness(seed, i, j)
     if u < 0.5:
-        a, b, t = _RURAL, _SUBURB, u / 0.5
+        (a, b, kinds), t = _BLENDS[0], u / 0.5
     else:
-        a, b, t = _SUBURB, _URBAN, (u - 0.5) / 0.5
-    kinds = sorted(set(a) | set(b))
+        (a, b, kinds), t = _BLENDS[1], (u - 0.5) / 0.5
     weights = [(1 - t) * a.get(k, 0.0) + t * b.get(k, 0.0) for k in kinds]
     r = unit(seed, "block", i, j) * sum(weights)
     kind = kinds[-1]
@@ -327,34 +330,67 @@ class _Frame:
         self.gsd = gsd
 
     def uv_to_px(self, uv: np.ndarray) -> np.ndarray:
-        x, y = self.world.to_xy(uv[:, 0], uv[:, 1])
-        return np.stack([(x - self.ox) / self.gsd, (y - self.oy) / self.gsd], axis=1)
+        return self.grid_to_px(uv[:, 0], uv[:, 1])
+
+    def grid_to_px(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """Pixels of grid coordinates given as two arrays of one shape: an array of that shape + ``(2,)``."""
+        x, y = self.world.to_xy(u, v)
+        return np.stack([(x - self.ox) / self.gsd, (y - self.oy) / self.gsd], axis=-1)
+
+    def point_to_px(self, u: float, v: float) -> tuple[float, float]:
+        """One point in plain Python floats (the same arithmetic as :meth:`uv_to_px`, element by element)."""
+        x, y = self.world.to_xy(u, v)
+        return (x - self.ox) / self.gsd, (y - self.oy) / self.gsd
 
     def px_to_uv(self, px: float, py: float) -> tuple[float, float]:
         u, v = self.world.to_uv(self.ox + px * self.gsd, self.oy + py * self.gsd)
         return float(u), float(v)
 
 
-def _clip(poly_px: np.ndarray, width: int, height: int) -> list[list[list[float]]]:
-    """Clip a simple polygon to the image rectangle; returns zero or more polygons (rounded vertices)."""
-    xs, ys = poly_px[:, 0], poly_px[:, 1]
-    if xs.min() >= 0 and ys.min() >= 0 and xs.max() <= width and ys.max() <= height:
-        return [round_points(poly_px)]
-    if xs.max() <= 0 or ys.max() <= 0 or xs.min() >= width or ys.min() >= height:
-        return []
+def _clip_all(polys_px: list[np.ndarray], width: int, height: int) -> list[list[list[list[float]]]]:
+    """Clip simple polygons to the image rectangle: for each, zero or more polygons (rounded vertices).
+
+    Those crossing the image border go through shapely in one vectorised call (shapely's per-call overhead is much
+    larger than the clipping of a few small polygons).
+    """
+    out: list[list[list[list[float]]]] = [[] for _ in polys_px]
+    if not polys_px:
+        return out
+    # bounding boxes of all polygons in one pass
+    sizes = np.array([len(poly) for poly in polys_px])
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    points = np.concatenate(polys_px)
+    x_lo, y_lo = np.minimum.reduceat(points, starts, axis=0).T.tolist()
+    x_hi, y_hi = np.maximum.reduceat(points, starts, axis=0).T.tolist()
+    to_clip = []
+    for k, poly_px in enumerate(polys_px):
+        if x_lo[k] >= 0 and y_lo[k] >= 0 and x_hi[k] <= width and y_hi[k] <= height:
+            out[k].append(round_points(poly_px))
+        elif not (x_hi[k] <= 0 or y_hi[k] <= 0 or x_lo[k] >= width or y_lo[k] >= height):
+            to_clip.append(k)
+    if not to_clip:
+        return out
     import shapely
 
-    geom = shapely.clip_by_rect(shapely.Polygon(poly_px), 0.0, 0.0, float(width), float(height))
-    out = []
-    for part in getattr(geom, "geoms", [geom]):
-        if part.geom_type != "Polygon" or part.is_empty or part.area < 0.5:
-            continue
-        out.append(round_points(np.asarray(part.exterior.coords)[:-1]))
+    rings = shapely.linearrings(
+        np.concatenate([polys_px[k] for k in to_clip]),
+        indices=np.repeat(np.arange(len(to_clip)), sizes[to_clip]),
+    )
+    clipped = shapely.clip_by_rect(shapely.polygons(rings), 0.0, 0.0, float(width), float(height))
+    parts, owner = shapely.get_parts(clipped, return_index=True)
+    keep = (shapely.get_type_id(parts) == shapely.GeometryType.POLYGON) & ~shapely.is_empty(parts)
+    keep[keep] = shapely.area(parts[keep]) >= 0.5
+    parts, owner = parts[keep], owner[keep]
+    if not len(parts):
+        return out
+    # exterior rings without their closing vertex, rounded in one pass
+    coords, ring_of = shapely.get_coordinates(shapely.get_exterior_ring(parts), return_index=True)
+    ends = np.searchsorted(ring_of, np.arange(len(parts)), side="right")
+    starts = np.concatenate([[0], ends[:-1]])
+    rounded = round_points(coords)
+    for start, end, k in zip(starts.tolist(), ends.tolist(), owner.tolist()):
+        out[to_clip[k]].append(rounded[start : end - 1])
     return out
-
-
-def _rect_uv(u0: float, u1: float, v0: float, v1: float) -> np.ndarray:
-    return np.array([[u0, v0], [u1, v0], [u1, v1], [u0, v1]], dtype=np.float64)
 
 
 def _blob_uv(seed: int, i: int, j: int, cu: float, cv: float, ru: float, rv: float) -> np.ndarray:
@@ -390,20 +426,19 @@ class _Grid:
             v = ba + aa * np.sin(2.0 * math.pi * u / la + fa)
             u = bb + ab * np.sin(2.0 * math.pi * v / lb + fb)
         self.cu, self.cv = u, v
-        self.corner_px = frame.uv_to_px(np.stack([u.ravel(), v.ravel()], axis=1)).reshape((*u.shape, 2))
+        self.corner_px = frame.grid_to_px(u, v)
+        # the same values as Python lists: single lookups are much faster than numpy indexing
+        self.cu_list, self.cv_list = u.tolist(), v.tolist()
+        self.corner_list = self.corner_px.tolist()
         # samples along every line over the span of the corners
         self.ta0 = math.floor(float(u.min()) / EDGE_STEP_M) * EDGE_STEP_M
         ta = self.ta0 + np.arange(math.ceil((float(u.max()) - self.ta0) / EDGE_STEP_M) + 1) * EDGE_STEP_M
         va = ba + aa * np.sin(2.0 * math.pi * ta[None, :] / la + fa)
-        self.a_px = frame.uv_to_px(
-            np.stack([np.broadcast_to(ta, va.shape).ravel(), va.ravel()], axis=1)
-        ).reshape((*va.shape, 2))
+        self.a_px = frame.grid_to_px(np.broadcast_to(ta, va.shape), va)
         self.tb0 = math.floor(float(v.min()) / EDGE_STEP_M) * EDGE_STEP_M
         tb = self.tb0 + np.arange(math.ceil((float(v.max()) - self.tb0) / EDGE_STEP_M) + 1) * EDGE_STEP_M
         ub = pb[:, 0:1] + pb[:, 1:2] * np.sin(2.0 * math.pi * tb[None, :] / pb[:, 2:3] + pb[:, 3:4])
-        self.b_px = frame.uv_to_px(
-            np.stack([ub.ravel(), np.broadcast_to(tb, ub.shape).ravel()], axis=1)
-        ).reshape((*ub.shape, 2))
+        self.b_px = frame.grid_to_px(ub, np.broadcast_to(tb, ub.shape))
 
     def _between(self, t0: float, t1: float, origin: float) -> tuple[int, int]:
         lo, hi = min(t0, t1), max(t0, t1)
@@ -413,23 +448,29 @@ class _Grid:
 
     def a_edge(self, i: int, ja: int, jb: int) -> np.ndarray:
         """Pixel samples of A-line ``i`` strictly between its crossings with B-lines ``ja`` and ``jb``, in order."""
-        r, ca, cb = i - self.i0, ja - self.j0, jb - self.j0
-        k0, k1 = self._between(self.cu[r, ca], self.cu[r, cb], self.ta0)
-        pts = self.a_px[r, k0 : k1 + 1]
-        return pts if self.cu[r, ca] <= self.cu[r, cb] else pts[::-1]
+        row = self.cu_list[i - self.i0]
+        ua, ub = row[ja - self.j0], row[jb - self.j0]
+        k0, k1 = self._between(ua, ub, self.ta0)
+        pts = self.a_px[i - self.i0, k0 : k1 + 1]
+        return pts if ua <= ub else pts[::-1]
 
     def b_edge(self, j: int, ia: int, ib: int) -> np.ndarray:
         """Pixel samples of B-line ``j`` strictly between its crossings with A-lines ``ia`` and ``ib``, in order."""
-        c, ra, rb = j - self.j0, ia - self.i0, ib - self.i0
-        k0, k1 = self._between(self.cv[ra, c], self.cv[rb, c], self.tb0)
+        c = j - self.j0
+        va, vb = self.cv_list[ia - self.i0][c], self.cv_list[ib - self.i0][c]
+        k0, k1 = self._between(va, vb, self.tb0)
         pts = self.b_px[c, k0 : k1 + 1]
-        return pts if self.cv[ra, c] <= self.cv[rb, c] else pts[::-1]
+        return pts if va <= vb else pts[::-1]
 
     def corner(self, i: int, j: int) -> np.ndarray:
         return self.corner_px[i - self.i0, j - self.j0]
 
+    def corner_xy(self, i: int, j: int) -> list[float]:
+        """:meth:`corner` as a Python list ``[x, y]``."""
+        return self.corner_list[i - self.i0][j - self.j0]
+
     def corner_uv(self, i: int, j: int) -> tuple[float, float]:
-        return float(self.cu[i - self.i0, j - self.j0]), float(self.cv[i - self.i0, j - self.j0])
+        return self.cu_list[i - self.i0][j - self.j0], self.cv_list[i - self.i0][j - self.j0]
 
 
 def layout(world_seed: int, origin: tuple[float, float], gsd: float, width: int, height: int) -> Layout:
@@ -465,9 +506,9 @@ def layout(world_seed: int, origin: tuple[float, float], gsd: float, width: int,
     lo, hi = quads.min(axis=2), quads.max(axis=2)
     touching = (hi[..., 0] >= -wiggle_px) & (hi[..., 1] >= -wiggle_px)
     touching &= (lo[..., 0] <= width + wiggle_px) & (lo[..., 1] <= height + wiggle_px)
-    for ri, rj in zip(*np.nonzero(touching)):
-        i, j = i0 + int(ri), j0 + int(rj)
-        poly_px = np.concatenate(
+    cells = [(i0 + ri, j0 + rj) for ri, rj in np.argwhere(touching).tolist()]
+    outlines = [
+        np.concatenate(
             [
                 grid.corner(i, j)[None],
                 grid.a_edge(i, j, j + 1),
@@ -479,9 +520,12 @@ def layout(world_seed: int, origin: tuple[float, float], gsd: float, width: int,
                 grid.b_edge(j, i + 1, i),
             ]
         )
+        for i, j in cells
+    ]
+    for (i, j), poly_px, clipped in zip(cells, outlines, _clip_all(outlines, width, height)):
         kind, variant, furrow = block_kind(seed, i, j)
         region_ids = []
-        for part in _clip(poly_px, width, height):
+        for part in clipped:
             region_ids.append(len(regions))
             regions.append(Region(len(regions), kind, part, None, variant, round(angle_deg + furrow, 3)))
         if not region_ids:
@@ -494,7 +538,6 @@ def layout(world_seed: int, origin: tuple[float, float], gsd: float, width: int,
         v1 = min(c10[1], c11[1]) - inset_m
         if u1 - u0 < 4.0 or v1 - v0 < 4.0:
             continue
-        centre = frame.uv_to_px(np.array([[(u0 + u1) / 2, (v0 + v1) / 2]]))[0]
         blocks.append(
             BlockInfo(
                 ij=(i, j),
@@ -502,7 +545,7 @@ def layout(world_seed: int, origin: tuple[float, float], gsd: float, width: int,
                 variant=variant,
                 region_ids=region_ids,
                 polygon=poly_px.tolist(),
-                center=(float(centre[0]), float(centre[1])),
+                center=frame.point_to_px((u0 + u1) / 2, (v0 + v1) / 2),
                 half_u=(u1 - u0) / 2 / gsd,
                 half_v=(v1 - v0) / 2 / gsd,
                 angle=angle_deg,
@@ -511,21 +554,22 @@ def layout(world_seed: int, origin: tuple[float, float], gsd: float, width: int,
             )
         )
     # sub-regions are drawn after all blocks
-    for block in blocks:
-        for sub in block.subregions:
-            rect_frame = None
-            if sub.kind != "water":
-                rect_frame = [
-                    round2(sub.center[0]),
-                    round2(sub.center[1]),
-                    round2(sub.half_u),
-                    round2(sub.half_v),
-                ]
-            for part in _clip(np.asarray(sub.polygon), width, height):
-                sub.region_ids.append(len(regions))
-                regions.append(
-                    Region(len(regions), sub.kind, part, block.region_ids[0], 0, angle_deg, rect_frame)
-                )
+    subs = [(block, sub) for block in blocks for sub in block.subregions]
+    sub_parts = _clip_all([np.asarray(sub.polygon) for _, sub in subs], width, height)
+    for (block, sub), clipped in zip(subs, sub_parts):
+        rect_frame = None
+        if sub.kind != "water":
+            rect_frame = [
+                round2(sub.center[0]),
+                round2(sub.center[1]),
+                round2(sub.half_u),
+                round2(sub.half_v),
+            ]
+        for part in clipped:
+            sub.region_ids.append(len(regions))
+            regions.append(
+                Region(len(regions), sub.kind, part, block.region_ids[0], 0, angle_deg, rect_frame)
+            )
 
     roads = _roads(grid, width, height)
     rivers = _rivers(seed, frame, (umin - 100.0, umax + 100.0, vmin - 100.0, vmax + 100.0), width, height)
@@ -544,14 +588,12 @@ def _subregions(
     gsd = frame.gsd
 
     def rect(kind_: str, a0: float, a1: float, b0: float, b1: float) -> SubRegion:
-        uv = _rect_uv(a0, a1, b0, b1)
-        px = frame.uv_to_px(uv)
-        centre = frame.uv_to_px(np.array([[(a0 + a1) / 2, (b0 + b1) / 2]]))[0]
+        corners = [frame.point_to_px(u, v) for u, v in ((a0, b0), (a1, b0), (a1, b1), (a0, b1))]
         return SubRegion(
             kind_,
-            px.tolist(),
+            [[x, y] for x, y in corners],
             [],
-            (float(centre[0]), float(centre[1])),
+            frame.point_to_px((a0 + a1) / 2, (b0 + b1) / 2),
             (a1 - a0) / 2 / gsd,
             (b1 - b0) / 2 / gsd,
             frame.world.angle,
@@ -579,13 +621,12 @@ def _subregions(
         cu, cv = (u0 + u1) / 2 + rng.uniform(-0.1, 0.1) * lu, (v0 + v1) / 2 + rng.uniform(-0.1, 0.1) * lv
         blob = _blob_uv(seed, i, j, cu, cv, lu * rng.uniform(0.25, 0.4), lv * rng.uniform(0.25, 0.4))
         px = frame.uv_to_px(blob)
-        centre = frame.uv_to_px(np.array([[cu, cv]]))[0]
         out.append(
             SubRegion(
                 "water",
                 px.tolist(),
                 [],
-                (float(centre[0]), float(centre[1])),
+                frame.point_to_px(cu, cv),
                 lu * 0.25 / gsd,
                 lv * 0.25 / gsd,
                 frame.world.angle,
@@ -630,8 +671,8 @@ def _roads(grid: _Grid, width: int, height: int) -> list[Polyline]:
         s0, s1 = (grid.j0, grid.j1) if family == "A" else (grid.i0, grid.i1)
         present = []
         for seg in range(s0, s1):
-            a = grid.corner(index, seg) if family == "A" else grid.corner(seg, index)
-            b = grid.corner(index, seg + 1) if family == "A" else grid.corner(seg + 1, index)
+            a = grid.corner_xy(index, seg) if family == "A" else grid.corner_xy(seg, index)
+            b = grid.corner_xy(index, seg + 1) if family == "A" else grid.corner_xy(seg + 1, index)
             near = not (
                 max(a[0], b[0]) < -reach
                 or max(a[1], b[1]) < -reach
