@@ -304,8 +304,9 @@ def _markings(draw: Pen, scene: Scene, raster: Image.Image, x0: int, y0: int) ->
         width = max(1, round(0.2 / gsd))
         pts = np.asarray(road.points, dtype=np.float64)
         # a dash over the first 40% of every world-aligned 10 m segment: continuous across tiles
-        ends = np.stack([pts[:-1], pts[:-1] + 0.4 * (pts[1:] - pts[:-1])], axis=1)
-        flat = (np.floor(ends).astype(np.int64) - np.array([x0, y0])).reshape(-1, 4).tolist()
+        # rows (x1, y1, x2, y2); np.concatenate is much cheaper than np.stack for these small arrays
+        ends = np.concatenate([pts[:-1], pts[:-1] + 0.4 * (pts[1:] - pts[:-1])], axis=1)
+        flat = (np.floor(ends).astype(np.int64) - np.array([x0, y0, x0, y0])).tolist()
         for dash in flat:
             draw.line(dash, (226, 226, 218), width)
 
@@ -437,7 +438,9 @@ def _draw_objects(img: Image.Image, scene: Scene, objects: Sequence[SceneObject]
     rep = np.repeat(np.array(params, dtype=np.float64), counts, axis=0)
     xs = np.floor(u[:, 0] * rep[:, 0] + u[:, 1] * rep[:, 2] + rep[:, 4] + x0).astype(np.int64) - x0
     ys = np.floor(u[:, 0] * rep[:, 1] + u[:, 1] * rep[:, 3] + rep[:, 5] + y0).astype(np.int64) - y0
-    flat = np.stack([xs, ys], axis=1).ravel().tolist()
+    interleaved = np.empty(2 * len(xs), dtype=np.int64)  # x, y, x, y ... (cheaper than np.stack)
+    interleaved[0::2], interleaved[1::2] = xs, ys
+    flat = interleaved.tolist()
     pos = 0
     for obj, style, (c, s), n_pts in zip(objects, styles, headings, counts):
         # which half of a gable roof (-v or +v side of the ridge) faces the sun
