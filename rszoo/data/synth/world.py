@@ -388,7 +388,9 @@ def _clip_all(polys_px: list[np.ndarray], width: int, height: int) -> list[list[
             end += 1
         ring_ends.append(end)
     polygons = shapely.from_ragged_array(
-        shapely.GeometryType.POLYGON, np.concatenate(pieces), (np.array(ring_ends), np.arange(len(to_clip) + 1))
+        shapely.GeometryType.POLYGON,
+        np.concatenate(pieces),
+        (np.array(ring_ends), np.arange(len(to_clip) + 1)),
     )
     clipped = shapely.clip_by_rect(polygons, 0.0, 0.0, float(width), float(height))
     if (shapely.get_type_id(clipped) == shapely.GeometryType.POLYGON).all():
@@ -464,7 +466,9 @@ class _Grid:
         ub = pb[:, 0:1] + pb[:, 1:2] * np.sin(2.0 * math.pi * tb[None, :] / pb[:, 2:3] + pb[:, 3:4])
         # corners, A-line samples and B-line samples to pixels in one (element-wise) conversion
         grids = ((u, v), (np.broadcast_to(ta, va.shape), va), (ub, np.broadcast_to(tb, ub.shape)))
-        px = frame.grid_to_px(np.concatenate([g[0].ravel() for g in grids]), np.concatenate([g[1].ravel() for g in grids]))
+        px = frame.grid_to_px(
+            np.concatenate([g[0].ravel() for g in grids]), np.concatenate([g[1].ravel() for g in grids])
+        )
         a_start, b_start = u.size, u.size + va.size
         self.corner_px = px[:a_start].reshape(*u.shape, 2)
         self.a_px = px[a_start:b_start].reshape(*va.shape, 2)
