@@ -53,7 +53,8 @@ def round2(value: float) -> float:
 
 def round_points(points: np.ndarray) -> list[list[float]]:
     """Round an ``(n, 2)`` array to 0.01 px and return it as nested lists (no ``-0.0``)."""
-    return (np.round(np.asarray(points, dtype=np.float64), 2) + 0.0).tolist()
+    # the array method directly: np.round only forwards to it, through a Python-level wrapper (hot: small arrays)
+    return (np.asarray(points, dtype=np.float64).round(2) + 0.0).tolist()
 
 
 def obb_corners(cx: float, cy: float, length: float, breadth: float, angle_deg: float) -> list[list[float]]:

@@ -262,9 +262,13 @@ def _markings(draw: Pen, scene: Scene, raster: Image.Image, x0: int, y0: int) ->
     raster (a river or a road crossing a lot hides its lines).
     """
     gsd = scene.gsd
-    data, w, h = raster.tobytes(), raster.width, raster.height
+    w, h = raster.width, raster.height
+    data = b""  # the raster's bytes, fetched on the first lookup (many scenes have no lots or aprons)
 
     def on(value: int, *pts: tuple[float, float]) -> bool:
+        nonlocal data
+        if not data:
+            data = raster.tobytes()
         for x, y in pts:
             xi, yi = math.floor(x) - x0, math.floor(y) - y0
             if not (0 <= xi < w and 0 <= yi < h) or data[yi * w + xi] != value:
@@ -300,8 +304,9 @@ def _markings(draw: Pen, scene: Scene, raster: Image.Image, x0: int, y0: int) ->
         width = max(1, round(0.2 / gsd))
         pts = np.asarray(road.points, dtype=np.float64)
         # a dash over the first 40% of every world-aligned 10 m segment: continuous across tiles
-        ends = np.stack([pts[:-1], pts[:-1] + 0.4 * (pts[1:] - pts[:-1])], axis=1)
-        flat = (np.floor(ends).astype(np.int64) - np.array([x0, y0])).reshape(-1, 4).tolist()
+        # rows (x1, y1, x2, y2); np.concatenate is much cheaper than np.stack for these small arrays
+        ends = np.concatenate([pts[:-1], pts[:-1] + 0.4 * (pts[1:] - pts[:-1])], axis=1)
+        flat = (np.floor(ends).astype(np.int64) - np.array([x0, y0, x0, y0])).tolist()
         for dash in flat:
             draw.line(dash, (226, 226, 218), width)
 
@@ -433,7 +438,9 @@ def _draw_objects(img: Image.Image, scene: Scene, objects: Sequence[SceneObject]
     rep = np.repeat(np.array(params, dtype=np.float64), counts, axis=0)
     xs = np.floor(u[:, 0] * rep[:, 0] + u[:, 1] * rep[:, 2] + rep[:, 4] + x0).astype(np.int64) - x0
     ys = np.floor(u[:, 0] * rep[:, 1] + u[:, 1] * rep[:, 3] + rep[:, 5] + y0).astype(np.int64) - y0
-    flat = np.stack([xs, ys], axis=1).ravel().tolist()
+    interleaved = np.empty(2 * len(xs), dtype=np.int64)  # x, y, x, y ... (cheaper than np.stack)
+    interleaved[0::2], interleaved[1::2] = xs, ys
+    flat = interleaved.tolist()
     pos = 0
     for obj, style, (c, s), n_pts in zip(objects, styles, headings, counts):
         # which half of a gable roof (-v or +v side of the ridge) faces the sun
@@ -465,13 +472,15 @@ def _drawing_steps(category: str, style: str) -> tuple[tuple[int, object, bool],
 
 @lru_cache(maxsize=64)
 def _radiometry_lut(sun_elevation: float, off_nadir: float) -> list[int]:
-    """Gain from the sun elevation and bluish haze from the off-nadir angle, as an RGB lookup table."""
+    """Gain from the sun elevation and bluish haze from the off-nadir angle, as an RGB lookup table, minus
+    NOISE_OFFSET: the sensor noise is stored offset by it, so adding the noise to this gives the final pixel."""
     gain = 0.82 + 0.22 * math.sin(math.radians(max(sun_elevation, 5.0)))
     haze = min(0.3, 0.03 + 0.006 * off_nadir)
     haze_rgb = np.array([170.0, 180.0, 196.0])[:, None]
     v = np.arange(256, dtype=np.float64)[None, :]
     out = np.floor(v * gain * (1 - haze) + haze_rgb * haze + 0.5)
-    return np.clip(out, NOISE_OFFSET, 255 - 2 * NOISE_OFFSET).astype(np.int64).ravel().tolist()
+    out = np.clip(out, NOISE_OFFSET, 255 - 2 * NOISE_OFFSET) - NOISE_OFFSET
+    return out.astype(np.int64).ravel().tolist()
 
 
 def _render_chunk(
@@ -492,9 +501,9 @@ def _render_chunk(
         img = point(img, _radiometry_lut(round(acq.sun_elevation, 1), round(acq.off_nadir, 1)))
     else:
         img = point(img, _radiometry_lut(60.0, 0.0))
-    # the radiometry LUT keeps values in [8, 239] and the noise is in [0, 16], so uint8 arithmetic cannot wrap
+    # the radiometry LUT (already minus NOISE_OFFSET) keeps values in [0, 231] and the offset noise is in [0, 16],
+    # so uint8 arithmetic cannot wrap
     out = np.asarray(img) + noise_crop(wx, wy, w, h)
-    out -= NOISE_OFFSET
     if acq is not None and acq.cloud_cover > 0:
         out = apply_clouds(out, scene, x0, y0)
     return out

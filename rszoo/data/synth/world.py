@@ -335,7 +335,11 @@ class _Frame:
     def grid_to_px(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
         """Pixels of grid coordinates given as two arrays of one shape: an array of that shape + ``(2,)``."""
         x, y = self.world.to_xy(u, v)
-        return np.stack([(x - self.ox) / self.gsd, (y - self.oy) / self.gsd], axis=-1)
+        # filled in place: np.stack's Python-level checks cost more than this arithmetic on small grids
+        out = np.empty((*x.shape, 2))
+        np.divide(x - self.ox, self.gsd, out=out[..., 0])
+        np.divide(y - self.oy, self.gsd, out=out[..., 1])
+        return out
 
     def point_to_px(self, u: float, v: float) -> tuple[float, float]:
         """One point in plain Python floats (the same arithmetic as :meth:`uv_to_px`, element by element)."""
@@ -372,12 +376,28 @@ def _clip_all(polys_px: list[np.ndarray], width: int, height: int) -> list[list[
         return out
     import shapely
 
-    rings = shapely.linearrings(
-        np.concatenate([polys_px[k] for k in to_clip]),
-        indices=np.repeat(np.arange(len(to_clip)), sizes[to_clip]),
+    # one from_ragged_array call builds all polygons (cheaper than linearrings + polygons); its rings must be
+    # closed, which linearrings would do: repeat the first vertex unless the last one already equals it
+    pieces, ring_ends, end = [], [0], 0
+    for k in to_clip:
+        poly_px = np.asarray(polys_px[k], dtype=np.float64)
+        pieces.append(poly_px)
+        end += len(poly_px)
+        if (poly_px[0] != poly_px[-1]).any():
+            pieces.append(poly_px[:1])
+            end += 1
+        ring_ends.append(end)
+    polygons = shapely.from_ragged_array(
+        shapely.GeometryType.POLYGON,
+        np.concatenate(pieces),
+        (np.array(ring_ends), np.arange(len(to_clip) + 1)),
     )
-    clipped = shapely.clip_by_rect(shapely.polygons(rings), 0.0, 0.0, float(width), float(height))
-    parts, owner = shapely.get_parts(clipped, return_index=True)
+    clipped = shapely.clip_by_rect(polygons, 0.0, 0.0, float(width), float(height))
+    if (shapely.get_type_id(clipped) == shapely.GeometryType.POLYGON).all():
+        # the usual case: every result is one polygon, so splitting into parts would change nothing
+        parts, owner = clipped, np.arange(len(clipped))
+    else:
+        parts, owner = shapely.get_parts(clipped, return_index=True)
     keep = (shapely.get_type_id(parts) == shapely.GeometryType.POLYGON) & ~shapely.is_empty(parts)
     keep[keep] = shapely.area(parts[keep]) >= 0.5
     parts, owner = parts[keep], owner[keep]
@@ -422,23 +442,38 @@ class _Grid:
         bb, ab, lb, fb = (pb[:, k][None, :] for k in range(4))
         u = np.repeat(bb, len(pa), axis=0)
         v = np.repeat(ba, len(pb), axis=1)
+        # v = ba + aa * sin(2 pi u / la + fa), then u = bb + ab * sin(2 pi v / lb + fb), with the ufuncs writing
+        # into one scratch array (these grids are tiny: per-call overhead, not arithmetic, is the cost)
+        two_pi = 2.0 * math.pi
+        t = np.empty_like(u)
         for _ in range(_CORNER_ITERATIONS):
-            v = ba + aa * np.sin(2.0 * math.pi * u / la + fa)
-            u = bb + ab * np.sin(2.0 * math.pi * v / lb + fb)
+            for src, dst, base, amp, wavelength, phase in ((u, v, ba, aa, la, fa), (v, u, bb, ab, lb, fb)):
+                np.multiply(two_pi, src, out=t)
+                np.divide(t, wavelength, out=t)
+                np.add(t, phase, out=t)
+                np.sin(t, out=t)
+                np.multiply(amp, t, out=t)
+                np.add(base, t, out=dst)
         self.cu, self.cv = u, v
-        self.corner_px = frame.grid_to_px(u, v)
         # the same values as Python lists: single lookups are much faster than numpy indexing
         self.cu_list, self.cv_list = u.tolist(), v.tolist()
-        self.corner_list = self.corner_px.tolist()
         # samples along every line over the span of the corners
         self.ta0 = math.floor(float(u.min()) / EDGE_STEP_M) * EDGE_STEP_M
         ta = self.ta0 + np.arange(math.ceil((float(u.max()) - self.ta0) / EDGE_STEP_M) + 1) * EDGE_STEP_M
         va = ba + aa * np.sin(2.0 * math.pi * ta[None, :] / la + fa)
-        self.a_px = frame.grid_to_px(np.broadcast_to(ta, va.shape), va)
         self.tb0 = math.floor(float(v.min()) / EDGE_STEP_M) * EDGE_STEP_M
         tb = self.tb0 + np.arange(math.ceil((float(v.max()) - self.tb0) / EDGE_STEP_M) + 1) * EDGE_STEP_M
         ub = pb[:, 0:1] + pb[:, 1:2] * np.sin(2.0 * math.pi * tb[None, :] / pb[:, 2:3] + pb[:, 3:4])
-        self.b_px = frame.grid_to_px(ub, np.broadcast_to(tb, ub.shape))
+        # corners, A-line samples and B-line samples to pixels in one (element-wise) conversion
+        grids = ((u, v), (np.broadcast_to(ta, va.shape), va), (ub, np.broadcast_to(tb, ub.shape)))
+        px = frame.grid_to_px(
+            np.concatenate([g[0].ravel() for g in grids]), np.concatenate([g[1].ravel() for g in grids])
+        )
+        a_start, b_start = u.size, u.size + va.size
+        self.corner_px = px[:a_start].reshape(*u.shape, 2)
+        self.a_px = px[a_start:b_start].reshape(*va.shape, 2)
+        self.b_px = px[b_start:].reshape(*ub.shape, 2)
+        self.corner_list = self.corner_px.tolist()
 
     def _between(self, t0: float, t1: float, origin: float) -> tuple[int, int]:
         lo, hi = min(t0, t1), max(t0, t1)
@@ -502,8 +537,10 @@ def layout(world_seed: int, origin: tuple[float, float], gsd: float, width: int,
     wiggle_px = 0.05 * max(world.spacing_u, world.spacing_v) / gsd + 2.0
     inset_m = 0.04 * max(world.spacing_u, world.spacing_v) + 9.0
     cp = grid.corner_px
-    quads = np.stack([cp[:-1, :-1], cp[:-1, 1:], cp[1:, 1:], cp[1:, :-1]], axis=2)  # (ni, nj, 4, 2)
-    lo, hi = quads.min(axis=2), quads.max(axis=2)
+    # each cell's box from its four corners (element-wise min/max: exact, and cheaper than stacking the corners)
+    first, right, down, diagonal = cp[:-1, :-1], cp[:-1, 1:], cp[1:, :-1], cp[1:, 1:]
+    lo = np.minimum(np.minimum(first, right), np.minimum(down, diagonal))
+    hi = np.maximum(np.maximum(first, right), np.maximum(down, diagonal))
     touching = (hi[..., 0] >= -wiggle_px) & (hi[..., 1] >= -wiggle_px)
     touching &= (lo[..., 0] <= width + wiggle_px) & (lo[..., 1] <= height + wiggle_px)
     cells = [(i0 + ri, j0 + rj) for ri, rj in np.argwhere(touching).tolist()]
@@ -729,8 +766,7 @@ def _rivers(
                 continue
             t = np.arange(math.floor(a0 / EDGE_STEP_M) - 1, math.ceil(a1 / EDGE_STEP_M) + 2) * EDGE_STEP_M
             c = river_centre(seed, family, band, t)
-            uv = np.stack([t, c], axis=1) if family == "A" else np.stack([c, t], axis=1)
-            px = frame.uv_to_px(uv)
+            px = frame.grid_to_px(t, c) if family == "A" else frame.grid_to_px(c, t)
             width_m = params[7]
             for piece in _trim(px, width, height, width_m / frame.gsd):
                 if len(piece) < 2:
