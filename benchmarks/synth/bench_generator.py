@@ -111,20 +111,23 @@ def naive_render(scene: Scene) -> np.ndarray:
     return np.asarray(img)
 
 
-def _per_scene(fn: Callable[[int], Any], seeds: list[int], repeat: int = 2) -> float:
-    """Scenes per second of ``fn`` over ``seeds`` (process CPU time; best of ``repeat`` passes, so a burst of load
-    from other processes on a shared machine counts less)."""
-    fn(seeds[0])  # warm caches (imports, lookup tables)
-    best = 0.0
+def _per_scene(fns: dict[str, Callable[[int], Any]], seeds: list[int], repeat: int) -> dict[str, float]:
+    """Scenes per second of each of ``fns`` over ``seeds``: process CPU time, best of ``repeat`` passes, the
+    functions' passes interleaved so that both sides see the same machine. (This shared VM's speed drifts by up to
+    40% within minutes -- see ``calibration`` -- and the best pass is the least disturbed one, as in ``timeit``.)"""
+    for fn in fns.values():
+        fn(seeds[0])  # warm caches (imports, lookup tables)
+    best = dict.fromkeys(fns, 0.0)
     for _ in range(repeat):
-        t0 = time.process_time()
-        for s in seeds:
-            fn(s)
-        best = max(best, len(seeds) / (time.process_time() - t0))
+        for name, fn in fns.items():
+            t0 = time.process_time()
+            for s in seeds:
+                fn(s)
+            best[name] = max(best[name], len(seeds) / (time.process_time() - t0))
     return best
 
 
-def bench(size: int, n: int, tmp: Path) -> dict[str, Any]:
+def bench(size: int, n: int, tmp: Path, repeat: int) -> dict[str, Any]:
     from rszoo.data.synth.texture import prepare
 
     prepare()  # texture banks are built once per process (about a second): not part of per-scene cost
@@ -149,20 +152,21 @@ def bench(size: int, n: int, tmp: Path) -> dict[str, Any]:
         if png:
             atomic_write_bytes(tmp / f"n{s}.png", png_bytes(image))
 
-    result["generate_only"] = _per_scene(lambda s: generate_scene(s, size), seeds)
-    result["render_only"] = {
-        "rszoo": _per_scene(lambda s: render(graphs[s]), seeds),
-        "naive": _per_scene(lambda s: naive_render(graphs[s]), seeds),
-    }
+    result["repeat"] = repeat
+    result["generate_only"] = _per_scene({"rszoo": lambda s: generate_scene(s, size)}, seeds, repeat)["rszoo"]
+    result["render_only"] = _per_scene(
+        {"rszoo": lambda s: render(graphs[s]), "naive": lambda s: naive_render(graphs[s])}, seeds, repeat
+    )
     for stage, kwargs in (
         ("generate+render", {}),
         ("+text", {"text": True}),
         ("+png", {"text": True, "png": True}),
     ):
-        result[stage] = {
-            "rszoo": _per_scene(lambda s, kw=kwargs: ours(s, **kw), seeds),
-            "naive": _per_scene(lambda s, kw=kwargs: naive(s, **kw), seeds),
-        }
+        result[stage] = _per_scene(
+            {"rszoo": lambda s, kw=kwargs: ours(s, **kw), "naive": lambda s, kw=kwargs: naive(s, **kw)},
+            seeds,
+            repeat,
+        )
     for key in ("render_only", "generate+render", "+text", "+png"):
         result[key]["ratio"] = result[key]["rszoo"] / result[key]["naive"]
     return result
@@ -239,12 +243,15 @@ def main() -> None:
     parser.add_argument(
         "--scenes", type=int, default=60, help="scenes per measurement at 256 px (half at 512)"
     )
+    parser.add_argument(
+        "--repeat", type=int, default=7, help="timed passes per stage at 256 px (best counts)"
+    )
     parser.add_argument("--large", type=int, default=4096, help="side of the large scene")
     args = parser.parse_args()
-    calib = calibration()
+    calib_before = calibration()
     with tempfile.TemporaryDirectory() as tmp:
-        r256 = bench(256, args.scenes, Path(tmp))
-        r512 = bench(512, max(4, args.scenes // 2), Path(tmp))
+        r256 = bench(256, args.scenes, Path(tmp), args.repeat)
+        r512 = bench(512, max(4, args.scenes // 2), Path(tmp), max(2, args.repeat // 3))
     big = large(args.large)
 
     import matplotlib
@@ -281,7 +288,7 @@ def main() -> None:
             "unit": "scenes per second (process CPU time, single process)",
             "alternative": "naive: per-scene scipy-filtered noise textures composited with numpy masks, one numpy "
             "transform and one ImageDraw call per object part; same scene graphs, same text and PNG code",
-            "calibration": calib,
+            "calibration": {"before": calib_before, "after": calibration()},
             "size_256": r256,
             "size_512": r512,
             "large": big,
