@@ -17,7 +17,7 @@ Also timed: one 4096 x 4096 large scene (generation and chunked rendering). Writ
 ``benchmarks/results/synth_generator.{json,png}`` and a mosaic of 16 generated tiles with their oriented boxes,
 ``benchmarks/results/synth_samples.png``.
 
-Usage: ``python benchmarks/synth/bench_generator.py [--scenes 60]``
+Usage: ``python benchmarks/synth/bench_generator.py [--scenes 60] [--repeat 7]``
 """
 
 from __future__ import annotations
