@@ -32,8 +32,14 @@ class ConfigError(ValueError):
     """A configuration value is missing, unknown or of the wrong type; the message names it."""
 
 
-def check_known_keys(values: Iterable[str], allowed: Iterable[str], where: str, what: str = "key(s)") -> None:
-    """Fail with ``ConfigError`` naming ``where``, the unknown keys and the allowed ones (one message for every config).
+def check_known_keys(
+    values: Iterable[str],
+    allowed: Iterable[str],
+    where: str,
+    what: str = "key(s)",
+    error: type[ValueError] = ConfigError,
+) -> None:
+    """Raise ``error`` naming ``where``, the unknown keys and the allowed ones (one message for every config).
 
     >>> check_known_keys({"lr": 1, "epochs": 2}, ["lr", "max_steps"], "recipe.yaml: optim", "option(s)")
     Traceback (most recent call last):
@@ -43,7 +49,7 @@ def check_known_keys(values: Iterable[str], allowed: Iterable[str], where: str, 
     allowed = set(allowed)
     unknown = sorted(set(values) - allowed)
     if unknown:
-        raise ConfigError(f"{where}: unknown {what} {unknown}; allowed: {sorted(allowed)}")
+        raise error(f"{where}: unknown {what} {unknown}; allowed: {sorted(allowed)}")
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

@@ -65,7 +65,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rszoo.config import ConfigError, check_known_keys
+from rszoo.config import check_known_keys
 from rszoo.data.engine.offline import OfflineOptions
 from rszoo.data.engine.online import TASKS, OnlineOptions, check_prompt_pool
 from rszoo.data.engine.sources import FORMATS
@@ -232,10 +232,7 @@ def _fail(where: str, message: str) -> DataRecipeError:
 def _check_keys(obj: Any, allowed: Sequence[str], where: str) -> dict[str, Any]:
     if not isinstance(obj, dict):
         raise _fail(where, f"expected a mapping, got {type(obj).__name__}")
-    try:
-        check_known_keys(obj, allowed, where)
-    except ConfigError as exc:
-        raise DataRecipeError(str(exc)) from None
+    check_known_keys(obj, allowed, where, error=DataRecipeError)
     return obj
 
 

@@ -94,6 +94,7 @@ def _teacher_forced(
             chats = [r["messages"] for r in rows[start : start + batch_size]]
             for s in model.answer_scores(chats, [load_message_images(c, root) for c in chats]):
                 nll, tokens, correct = nll + s["nll"], tokens + s["tokens"], correct + s["correct"]
+        tokens = tokens or float("nan")  # every answer truncated away: no score rather than a division error
         out[task] = {"nll_per_token": nll / tokens, "token_accuracy": correct / tokens, "rows": len(rows)}
     return out
 
