@@ -17,14 +17,10 @@ Usage: ``python benchmarks/data/bench_window_read.py [--size 16384] [--window 51
 from __future__ import annotations
 
 import argparse
-import ctypes
-import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -32,52 +28,9 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT))
 
-from _common import save_result  # noqa: E402
+from _common import measure, save_result, track_memory_exactly  # noqa: E402
 
 from rszoo.data.images import read_window, save_geotiff_tiled  # noqa: E402
-
-
-def _status_kib(field: str) -> int:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
-def _glibc() -> Any:
-    """glibc, for allocator settings that make RSS track the arrays actually alive (None off glibc)."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt, libc.malloc_trim  # noqa: B018
-        return libc
-    except (OSError, AttributeError):
-        return None
-
-
-LIBC = _glibc()
-M_MMAP_THRESHOLD = -3
-
-
-def measure(fn: Callable[[], Any], repeat: int) -> dict[str, float]:
-    """Median/min wall time over ``repeat`` calls and the peak RSS increase (MiB) during them."""
-    if LIBC is not None:
-        LIBC.malloc_trim(0)  # hand memory freed by earlier phases back to the OS before taking the baseline
-    before = _status_kib("VmRSS")
-    with open("/proc/self/clear_refs", "w") as fh:
-        fh.write("5")  # reset VmHWM to the current RSS
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    peak = _status_kib("VmHWM")
-    return {
-        "median_s": statistics.median(times),
-        "min_s": min(times),
-        "repeats": repeat,
-        "peak_rss_increase_mib": max(0, peak - before) / 1024,
-    }
 
 
 def render_scene(x: int, y: int, w: int, h: int) -> np.ndarray:
@@ -103,10 +56,7 @@ def main() -> None:
     import matplotlib.pyplot as plt
     import rasterio
 
-    if LIBC is not None:
-        # a fixed mmap threshold: big arrays are mmapped and returned on free, so one phase's freed buffers
-        # cannot hide the next phase's allocations (glibc otherwise raises the threshold dynamically)
-        LIBC.mallopt(M_MMAP_THRESHOLD, 128 * 1024)
+    track_memory_exactly()
     size, win = args.size, args.window
     rng = np.random.default_rng(0)
     windows = [

@@ -23,12 +23,9 @@ Usage: ``python benchmarks/rscovlm/bench_zoom_cost.py [--sizes 1024 2048 ... 270
 from __future__ import annotations
 
 import argparse
-import ctypes
-import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT))
 
-from _common import save_result  # noqa: E402
+from _common import measure, save_result, track_memory_exactly  # noqa: E402
 
 from rszoo.data.images import load_image, save_geotiff_tiled  # noqa: E402
 from rszoo.data.resize import smart_resize  # noqa: E402
@@ -53,47 +50,6 @@ MIN_PIXELS, MAX_PIXELS, FACTOR = 224 * 224, 1008 * 1008, 28  # the paper's budge
 SCENE = 1024  # side of the rendered synthetic scene placed at the centre
 ZOOM = 512  # side of the region the scripted model zooms into
 GROUND = (96, 104, 84)
-
-
-def _status_kib(field: str) -> int:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
-def _glibc() -> Any:
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt, libc.malloc_trim  # noqa: B018
-        return libc
-    except (OSError, AttributeError):
-        return None
-
-
-LIBC = _glibc()
-M_MMAP_THRESHOLD = -3
-
-
-def measure(fn: Callable[[], Any], repeat: int) -> dict[str, float]:
-    """Median/min wall time over ``repeat`` calls and the peak RSS increase (MiB) during them."""
-    if LIBC is not None:
-        LIBC.malloc_trim(0)
-    before = _status_kib("VmRSS")
-    with open("/proc/self/clear_refs", "w") as fh:
-        fh.write("5")  # reset VmHWM to the current RSS
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return {
-        "median_s": round(statistics.median(times), 4),
-        "min_s": round(min(times), 4),
-        "repeats": repeat,
-        "peak_rss_increase_mib": round(max(0, _status_kib("VmHWM") - before) / 1024, 1),
-    }
 
 
 def write_raster(path: Path, size: int, scene_rgb: np.ndarray) -> tuple[float, tuple[int, int]]:
@@ -175,8 +131,7 @@ def main() -> None:
     from rszoo.data.synth import generate_large_scene, render
     from rszoo.tokenizers.qwen_tiny import build_processor
 
-    if LIBC is not None:
-        LIBC.mallopt(M_MMAP_THRESHOLD, 128 * 1024)  # freed big buffers go back to the OS between phases
+    track_memory_exactly()
     processor = build_processor("qwen2_5_vl", min_pixels=MIN_PIXELS, max_pixels=MAX_PIXELS)
     scene_rgb = render(generate_large_scene(3, SCENE, SCENE))
     rows = []
