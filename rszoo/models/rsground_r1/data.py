@@ -4,11 +4,12 @@ Splits records into train/val **by image** (no image appears in both), and write
 with the position-aware reasoning writer, boxes expressed in the model's resized-input pixels.
 
 Example:
-    >>> from rszoo.data.synth import write_dataset
     >>> import tempfile
-    >>> root = write_dataset(tempfile.mkdtemp(), num_scenes=4, seed=0, size=224)["root"]  # doctest: +SKIP
-    >>> paths = prepare_grounding_data(root)  # doctest: +SKIP
-    >>> sorted(paths)  # doctest: +SKIP
+    >>> from rszoo.data.synth import write_dataset
+    >>> root = tempfile.mkdtemp()
+    >>> _ = write_dataset(root, num_scenes=4, seed=0, size=224)  # the manifest
+    >>> paths = prepare_grounding_data(root)
+    >>> sorted(paths)
     ['cot_sft', 'grounding_train', 'grounding_val', 'root']
 """
 
