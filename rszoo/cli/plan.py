@@ -13,8 +13,9 @@ not), 2 bad input.
 
 Example:
     >>> from rszoo.cli.main import main
-    >>> main(["plan", "recipes/rsground_r1/tiny_cot_sft.yaml", "--gpus", "1", "--gpu-mem", "24GiB"])
-    ... # doctest: +ELLIPSIS
+    >>> from rszoo.recipes import RECIPES_DIR
+    >>> recipe = str(RECIPES_DIR / "rsground_r1" / "tiny_cot_sft.yaml")
+    >>> main(["plan", recipe, "--gpus", "1", "--gpu-mem", "24GiB"])  # doctest: +ELLIPSIS
     rszoo plan: rsground_r1-tiny -- SFT; 1 GPU, unsharded; fp32 compute, fp32 master weights
     ...
       verdict: FITS (5% of the GPU)
