@@ -62,23 +62,24 @@ class Pen:
     """
 
     def __init__(self, img: Image.Image, mode: str | None = None) -> None:
-        self._core = ImageDraw.Draw(img, mode).draw
+        self.core = ImageDraw.Draw(img, mode).draw
         self._inks: dict[object, int] = {}
 
     def ink(self, colour: int | tuple[int, ...]) -> int:
+        """Pillow's ink value of ``colour`` for this image (converted once per colour)."""
         ink = self._inks.get(colour)
         if ink is None:
-            ink = self._inks[colour] = self._core.draw_ink(colour)
+            ink = self._inks[colour] = self.core.draw_ink(colour)
         return ink
 
     def polygon(self, xy: list[int], colour: int | tuple[int, ...]) -> None:
-        self._core.draw_polygon(xy, self.ink(colour), 1)
+        self.core.draw_polygon(xy, self.ink(colour), 1)
 
     def line(self, xy: list[int], colour: int | tuple[int, ...], width: int = 1) -> None:
-        self._core.draw_lines(xy, self.ink(colour), width)
+        self.core.draw_lines(xy, self.ink(colour), width)
 
     def ellipse(self, xy: tuple[float, float, float, float], colour: int | tuple[int, ...]) -> None:
-        self._core.draw_ellipse(xy, self.ink(colour), 1)
+        self.core.draw_ellipse(xy, self.ink(colour), 1)
 
 
 def layout_raster(

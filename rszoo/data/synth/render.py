@@ -36,7 +36,7 @@ from rszoo.data.synth.raster import MATERIAL_ORDER, Pen, layout_raster, pil_poin
 from rszoo.data.synth.shapes import STYLES, Style
 from rszoo.data.synth.sites import apron_stands, stall_lines
 from rszoo.data.synth.sun import shadow_offset, shadow_offsets
-from rszoo.data.synth.texture import NOISE_OFFSET, is_identity, noise_crop, texture_crop, tint_lut
+from rszoo.data.synth.texture import NOISE_OFFSET, is_identity, noise_crop, texture_crop_core, tint_lut
 
 __all__ = ["CHUNK", "iter_chunks", "render", "render_window", "shadow_polygons"]
 
@@ -130,7 +130,7 @@ def _shadow_sweep(
 ) -> tuple[list[tuple[float, float]], tuple[int, int] | None] | None:
     """The outline shifted by the shadow vector and the indices of the two outline vertices the band joins (None
     for thin objects), or None without a shadow; ``offset`` maps a height to the shadow vector
-    (:func:`.sun.shadow_offsets`). Shared by :func:`shadow_polygons` and the renderer."""
+    (:func:`.sun.shadow_offsets`). Used by :func:`shadow_polygons`; the renderer does the same arithmetic vectorised."""
     if obj.height_m <= 0:
         return None
     dx, dy = offset(obj.height_m)
@@ -160,7 +160,19 @@ class _ObjectIndex:
     def __init__(self, scene: Scene) -> None:
         reach = _shadow_reach(scene) + 2.0
         self.buckets: dict[tuple[int, int], list[SceneObject]] = {}
-        for obj in sorted(scene.objects, key=lambda o: (_layer(o.category), o.id)):
+        ordered = sorted(scene.objects, key=lambda o: (_layer(o.category), o.id))
+        if scene.width <= CHUNK and scene.height <= CHUNK:
+            # one chunk (most scenes): its bucket only, with the general case's test for chunk (0, 0)
+            self.buckets[0, 0] = [
+                o
+                for o in ordered
+                if o.hbox[0] - reach < CHUNK
+                and o.hbox[2] + reach >= 0
+                and o.hbox[1] - reach < CHUNK
+                and o.hbox[3] + reach >= 0
+            ]
+            return
+        for obj in ordered:
             x1, y1, x2, y2 = obj.hbox
             for cy in range(max(0, int((y1 - reach) // CHUNK)), int((y2 + reach) // CHUNK) + 1):
                 for cx in range(max(0, int((x1 - reach) // CHUNK)), int((x2 + reach) // CHUNK) + 1):
@@ -189,31 +201,33 @@ def _paste_textures(
     if not slots:
         return Image.new("RGB", (w, h))
     order = sorted(slots, key=lambda s: (-(slots[s][2] - slots[s][0]) * (slots[s][3] - slots[s][1]), s))
-    img = out = None
+    # straight on Pillow's core images: the Image wrappers' per-call checks cost more than these small crops
+    labels, out = raster.im, None
     for slot in order:
         material, variant = MATERIAL_ORDER[slot // 3], slot % 3
         tint_season = season if material in _VEGETATION else (1.0, 1.0, 1.0)
-        if img is None:
-            img = texture_crop(material, wx, wy, w, h)
-            if not is_identity(material, variant, tint_season):
-                img = point(img, tint_lut(material, variant, tint_season))
-            out = img.im
+        lut = (
+            None if is_identity(material, variant, tint_season) else tint_lut(material, variant, tint_season)
+        )
+        if out is None:
+            out = texture_crop_core(material, wx, wy, w, h)
+            if lut is not None:
+                out = out.point(lut, None)
             continue
         x1, y1, x2, y2 = slots[slot]
         if x2 <= x1 or y2 <= y1:
             continue
-        # straight on Pillow's core images: the Image wrappers' per-call checks cost more than these small crops;
         # a mode "1" mask makes paste copy pixels instead of blending them (same result for a 0/255 mask)
-        mask = raster.im.crop((x1, y1, x2, y2)).point(_equal_lut(slot), "1")
+        mask = labels.crop((x1, y1, x2, y2)).point(_equal_lut(slot), "1")
         box = mask.getbbox(True)
         if box is None:
             continue
         bx, by, bw, bh = x1 + box[0], y1 + box[1], box[2] - box[0], box[3] - box[1]
-        tex = texture_crop(material, wx + bx, wy + by, bw, bh).im
-        if not is_identity(material, variant, tint_season):
-            tex = tex.point(tint_lut(material, variant, tint_season), None)
+        tex = texture_crop_core(material, wx + bx, wy + by, bw, bh)
+        if lut is not None:
+            tex = tex.point(lut, None)
         out.paste(tex, (bx, by, bx + bw, by + bh), mask.crop(box))
-    return img
+    return Image.Image()._new(out)
 
 
 def _furrows(img: Image.Image, regions: Sequence[Region], gsd: float, x0: int, y0: int) -> None:
@@ -316,28 +330,48 @@ def _draw_shadows(img: Image.Image, scene: Scene, objects: Sequence[SceneObject]
     if acq is None:
         return
     offset = shadow_offsets(acq.sun_azimuth, acq.sun_elevation, scene.gsd)
-    sweeps = [(obj, sweep) for obj in objects if (sweep := _shadow_sweep(obj, offset)) is not None]
-    if not sweeps:
+    # the casters and their shadow vectors, as in _shadow_sweep
+    casters, vectors = [], []
+    for obj in objects:
+        if obj.height_m > 0:
+            dx, dy = offset(obj.height_m)
+            if dx * dx + dy * dy >= 0.25:
+                casters.append(obj)
+                vectors.append((dx, dy))
+    if not casters:
         return
+    # _shadow_sweep's arithmetic for all casters in one vectorised pass (same float operations, element by element):
+    # outline and shifted vertices snapped like pil_points (floor in scene pixels, then the window offset), and the
+    # projections on the sweep's normal that pick the band's two ends
+    counts = [len(obj.shape) for obj in casters]
+    pts = np.array([p for obj in casters for p in obj.shape], dtype=np.float64)
+    d = np.repeat(np.array(vectors, dtype=np.float64), counts, axis=0)
+    window = np.array([x0, y0], dtype=np.int64)
+    moved_all = (np.floor(pts + d).astype(np.int64) - window).ravel().tolist()
+    outline_all = (np.floor(pts).astype(np.int64) - window).ravel().tolist()
+    proj_all = (pts[:, 0] * -d[:, 1] + pts[:, 1] * d[:, 0]).tolist()
     w, h = img.size
     # which pixels are in shadow; a mode "1" mask makes paste copy pixels instead of blending them
     mask = Image.new("1", (w, h), 0)
-    draw = Pen(mask)
-    floor = math.floor
+    pen = Pen(mask)
+    draw_polygon, ink = pen.core.draw_polygon, pen.ink(1)
     boxes = []
-    for obj, (shifted, band_ends) in sweeps:
-        # the polygons of shadow_polygons, vertices snapped like pil_points (floor in scene pixels, then the window
-        # offset); the band's corners are outline and shifted vertices, so they are snapped once
-        moved = [v for x, y in shifted for v in (floor(x) - x0, floor(y) - y0)]
+    start = 0
+    for obj, n in zip(casters, counts):
+        end = start + n
+        moved = moved_all[2 * start : 2 * end]
         vertices = moved
-        if band_ends is not None:
-            outline = [v for x, y in obj.shape for v in (floor(x) - x0, floor(y) - y0)]
-            draw.polygon(outline, 1)
-            ia, ib = 2 * band_ends[0], 2 * band_ends[1]
+        if not _style(obj).thin:
+            # the polygons of shadow_polygons: outline, band across the sweep, shifted outline
+            outline = outline_all[2 * start : 2 * end]
+            proj = proj_all[start:end]
+            ia, ib = 2 * proj.index(min(proj)), 2 * proj.index(max(proj))
+            draw_polygon(outline, ink, 1)
             band = [*outline[ia : ia + 2], *outline[ib : ib + 2], *moved[ib : ib + 2], *moved[ia : ia + 2]]
-            draw.polygon(band, 1)
+            draw_polygon(band, ink, 1)
             vertices = moved + outline
-        draw.polygon(moved, 1)
+        draw_polygon(moved, ink, 1)
+        start = end
         # the vertices' box with a pixel to spare holds every pixel the fills set
         xs, ys = vertices[0::2], vertices[1::2]
         box = (max(0, min(xs) - 1), max(0, min(ys) - 1), min(w, max(xs) + 2), min(h, max(ys) + 2))
@@ -441,23 +475,23 @@ def _draw_objects(img: Image.Image, scene: Scene, objects: Sequence[SceneObject]
     interleaved = np.empty(2 * len(xs), dtype=np.int64)  # x, y, x, y ... (cheaper than np.stack)
     interleaved[0::2], interleaved[1::2] = xs, ys
     flat = interleaved.tolist()
-    pos = 0
-    for obj, style, (c, s), n_pts in zip(objects, styles, headings, counts):
+    # Pen's C drawing calls bound once: objects draw ~50 small parts per scene, where call overhead dominates
+    draw_polygon, draw_lines, ink_of = pen.core.draw_polygon, pen.core.draw_lines, pen.ink
+    start = 0
+    for obj, style, (c, s) in zip(objects, styles, headings):
         # which half of a gable roof (-v or +v side of the ridge) faces the sun
         lit_side = 1 if (-s * to_sun[0] + c * to_sun[1]) > 0 else -1
-        start = 2 * pos
-        colours = {}  # part colour by rule: objects repeat rules (windows, containers ...)
+        inks = {}  # part ink by colour rule: objects repeat rules (windows, containers ...)
         for n, rule, is_line in _drawing_steps(obj.category, style):
-            seg = flat[start : start + 2 * n]
-            start += 2 * n
-            colour = colours.get(rule)
-            if colour is None:
-                colour = colours[rule] = _part_colour(rule, obj, lit_side)
+            end = start + 2 * n
+            ink = inks.get(rule)
+            if ink is None:
+                ink = inks[rule] = ink_of(_part_colour(rule, obj, lit_side))
             if is_line:
-                pen.line(seg, colour)
+                draw_lines(flat[start:end], ink, 1)
             else:
-                pen.polygon(seg, colour)
-        pos += n_pts
+                draw_polygon(flat[start:end], ink, 1)
+            start = end
 
 
 @cache

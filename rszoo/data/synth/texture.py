@@ -30,6 +30,7 @@ __all__ = [
     "noise_crop",
     "prepare",
     "texture_crop",
+    "texture_crop_core",
     "tint_lut",
 ]
 
@@ -212,14 +213,16 @@ def _noise_bank() -> np.ndarray:
     return np.tile(bank, (2, 2, 1))
 
 
-def _wrapped(bank: Image.Image, x: int, y: int, w: int, h: int) -> Image.Image:
+def _wrapped(bank: Image.core.ImagingCore, x: int, y: int, w: int, h: int) -> Image.core.ImagingCore:
+    # on Pillow's core images: a scene takes ~10 crops, and the Image wrappers' per-call work costs more than the
+    # copying of small ones
     x0, y0 = x % BANK_SIZE, y % BANK_SIZE
     if x0 + w <= BANK_SIZE and y0 + h <= BANK_SIZE:
         return bank.crop((x0, y0, x0 + w, y0 + h))
-    out = Image.new(bank.mode, (w, h))
+    out = Image.core.new(bank.mode, (w, h))
     for ty in range(-y0, h, BANK_SIZE):
         for tx in range(-x0, w, BANK_SIZE):
-            out.paste(bank, (tx, ty))
+            out.paste(bank, (tx, ty, tx + BANK_SIZE, ty + BANK_SIZE))
     return out
 
 
@@ -232,7 +235,12 @@ def prepare() -> None:
 
 def texture_crop(material: str, x: int, y: int, w: int, h: int) -> Image.Image:
     """The ``w x h`` piece of ``material``'s periodic bank whose top-left is world pixel ``(x, y)``."""
-    return _wrapped(_bank_image(material), x, y, w, h)
+    return Image.Image()._new(texture_crop_core(material, x, y, w, h))
+
+
+def texture_crop_core(material: str, x: int, y: int, w: int, h: int) -> Image.core.ImagingCore:
+    """:func:`texture_crop` as a Pillow core image (a new one the caller may modify; used by the renderer)."""
+    return _wrapped(_bank_image(material).im, x, y, w, h)
 
 
 def noise_crop(x: int, y: int, w: int, h: int) -> np.ndarray:
