@@ -61,8 +61,11 @@ class Pen:
     checks) costs more than filling them; inks are converted once per colour here.
     """
 
-    def __init__(self, img: Image.Image, mode: str | None = None) -> None:
-        self.core = ImageDraw.Draw(img, mode).draw
+    def __init__(self, img: Image.Image | Image.core.ImagingCore, mode: str | None = None) -> None:
+        # a bare core image (scratch masks) gets its drawing object directly, as ImageDraw would make it
+        self.core = (
+            ImageDraw.Draw(img, mode).draw if isinstance(img, Image.Image) else Image.core.draw(img, 0)
+        )
         self._inks: dict[object, int] = {}
 
     def ink(self, colour: int | tuple[int, ...]) -> int:

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator, Sequence
 from functools import cache, lru_cache
 
 import numpy as np
-from PIL import Image, ImageChops, ImageDraw
+from PIL import Image, ImageDraw
 
 from rszoo.data.synth.acquire import season_factor
 from rszoo.data.synth.clouds import apply_clouds
@@ -234,6 +234,7 @@ def _furrows(img: Image.Image, regions: Sequence[Region], gsd: float, x0: int, y
     """Darker parallel lines in cropland regions (ploughing/sowing rows), spaced ~3 m, world-aligned per scene."""
     w, h = img.size
     spacing = max(2.0, 3.0 / gsd)
+    floor = math.floor
     for region in regions:
         if region.kind != "cropland":
             continue
@@ -243,30 +244,33 @@ def _furrows(img: Image.Image, regions: Sequence[Region], gsd: float, x0: int, y
         bx1, by1 = min(int(max(xs)) + 1 - x0, w), min(int(max(ys)) + 1 - y0, h)
         if bx1 <= bx0 or by1 <= by0:
             continue
-        mask = Image.new("L", (bx1 - bx0, by1 - by0), 0)
-        Pen(mask).polygon(pil_points(region.polygon, x0 + bx0, y0 + by0), 255)
-        lines = Image.new("L", mask.size, 0)
-        draw = Pen(lines)
+        # on Pillow's core images (a region draws dozens of lines; the wrappers' per-call work would dominate)
+        size = (bx1 - bx0, by1 - by0)
+        ox, oy = x0 + bx0, y0 + by0  # the box's origin in scene pixels
+        mask = Image.core.fill("L", size, 0)
+        Pen(mask).polygon(pil_points(region.polygon, ox, oy), 255)
+        lines = Image.core.fill("L", size, 0)
+        pen = Pen(lines)
+        draw_lines, ink = pen.core.draw_lines, pen.ink(70 if region.variant == 2 else 45)
         a = math.radians(region.angle)
         nx, ny = -math.sin(a), math.cos(a)  # normal of the furrow direction
-        corners = [(x0 + bx0, y0 + by0), (x0 + bx1, y0 + by0), (x0 + bx0, y0 + by1), (x0 + bx1, y0 + by1)]
+        corners = [(ox, oy), (x0 + bx1, oy), (ox, y0 + by1), (x0 + bx1, y0 + by1)]
         d = [cx * nx + cy * ny for cx, cy in corners]
         ux, uy = math.cos(a), math.sin(a)
         span = abs(bx1 - bx0) + abs(by1 - by0)
-        strength = 70 if region.variant == 2 else 45
         for k in range(math.floor(min(d) / spacing), math.ceil(max(d) / spacing) + 1):
             px, py = nx * k * spacing, ny * k * spacing
-            draw.line(
-                pil_points(
-                    [[px - ux * span - 0.0, py - uy * span], [px + ux * span, py + uy * span]],
-                    x0 + bx0,
-                    y0 + by0,
-                ),
-                strength,
-            )
-        alpha = ImageChops.multiply(lines, mask)
+            # pil_points of the segment, inlined
+            line = [
+                floor(px - ux * span - 0.0) - ox,
+                floor(py - uy * span) - oy,
+                floor(px + ux * span) - ox,
+                floor(py + uy * span) - oy,
+            ]
+            draw_lines(line, ink, 1)
+        alpha = lines.chop_multiply(mask)
         box = (bx0, by0, bx1, by1)
-        img.im.paste(img.im.crop(box).point(_furrow_lut(), None), box, alpha.im)
+        img.im.paste(img.im.crop(box).point(_furrow_lut(), None), box, alpha)
 
 
 def _markings(draw: Pen, scene: Scene, raster: Image.Image, x0: int, y0: int) -> None:
@@ -352,7 +356,7 @@ def _draw_shadows(img: Image.Image, scene: Scene, objects: Sequence[SceneObject]
     proj_all = (pts[:, 0] * -d[:, 1] + pts[:, 1] * d[:, 0]).tolist()
     w, h = img.size
     # which pixels are in shadow; a mode "1" mask makes paste copy pixels instead of blending them
-    mask = Image.new("1", (w, h), 0)
+    mask = Image.core.fill("1", (w, h), 0)
     pen = Pen(mask)
     draw_polygon, ink = pen.core.draw_polygon, pen.ink(1)
     boxes = []
@@ -379,9 +383,9 @@ def _draw_shadows(img: Image.Image, scene: Scene, objects: Sequence[SceneObject]
             boxes.append(box)
     # darken box by box (disjoint boxes holding every shadow pixel give the same result as one pass over the
     # mask's bounding box, which would cover most of the image for scattered objects)
-    core, mask_core, lut = img.im, mask.im, _shaded_lut()
+    core, lut = img.im, _shaded_lut()
     for box in _disjoint_cover(boxes):
-        core.paste(core.crop(box).point(lut, None), box, mask_core.crop(box))
+        core.paste(core.crop(box).point(lut, None), box, mask.crop(box))
 
 
 def _disjoint_cover(boxes: Sequence[tuple[int, int, int, int]]) -> list[tuple[int, int, int, int]]:
