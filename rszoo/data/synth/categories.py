@@ -271,8 +271,18 @@ def category_rgb(category: str, colour: str) -> tuple[int, int, int]:
 
 def size_class(category: str, length_m: float) -> str:
     """``small``/``medium``/``large`` from where ``length_m`` falls in the category's range (log scale thirds)."""
-    lo, hi = CATEGORY_SPECS[category].length_m
-    if hi <= lo:
+    lo, log_range = _LOG_RANGE[category]
+    if log_range is None:
         return "medium"
-    t = math.log(max(length_m, lo) / lo) / math.log(hi / lo)
+    t = math.log(max(length_m, lo) / lo) / log_range
     return SIZE_CLASSES[0] if t < 1 / 3 else SIZE_CLASSES[1] if t < 2 / 3 else SIZE_CLASSES[2]
+
+
+# per category: the lower end of the length range and the log of its span (None: one size fits all)
+_LOG_RANGE: dict[str, tuple[float, float | None]] = {
+    name: (
+        spec.length_m[0],
+        math.log(spec.length_m[1] / spec.length_m[0]) if spec.length_m[1] > spec.length_m[0] else None,
+    )
+    for name, spec in CATEGORY_SPECS.items()
+}

@@ -22,17 +22,22 @@ import bisect
 import math
 import random
 from collections import OrderedDict, defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from itertools import accumulate, pairwise
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from rszoo.data.synth.categories import CATEGORY_SPECS, LANDCOVER_CLASSES, category_rgb, size_class
-from rszoo.data.synth.geometry import order_poly, polys_overlap, round2
+from rszoo.data.synth.geometry import order_rounded, polys_overlap, round2_all
 from rszoo.data.synth.graph import Polyline, Region, SceneObject
 from rszoo.data.synth.raster import layout_raster
 from rszoo.data.synth.shapes import STYLES
 from rszoo.data.synth.sites import apron_stands, parking_stalls
 from rszoo.data.synth.world import BlockInfo, BridgeSite
+
+if TYPE_CHECKING:
+    from PIL._imaging import PixelAccess
 
 __all__ = ["Placer"]
 
@@ -51,13 +56,17 @@ WATER = _labels("water")
 APRON = _labels("apron", "airport")
 SPORTS_GROUND = _labels("grassland", "residential")
 INDUSTRIAL = _labels("industrial", "bare-soil")
+PARKING = _labels("parking")
+RESIDENTIAL = _labels("residential")
+BARE_SOIL = _labels("bare-soil")
+FOREST = _labels("forest")
 _CELL = 64.0
 _TILE = 1024
 _TILE_CACHE = 16
 _ALLOWED_BY_CONTEXT = {
     "road": ON_ROAD,
     "parked-roadside": ON_ROAD,
-    "parking": _labels("parking"),
+    "parking": PARKING,
     "apron": APRON,
     "helipad": APRON,
     "underway": WATER,
@@ -66,8 +75,24 @@ _ALLOWED_BY_CONTEXT = {
     "driveway": CAR_GROUND,
     "yard": CAR_GROUND,
     "loading-dock": TRUCK_GROUND,
-    "construction": _labels("bare-soil"),
+    "construction": BARE_SOIL,
 }
+
+
+def _bounds(points: Sequence[Sequence[float]]) -> tuple[float, float, float, float]:
+    xs = [p[0] for p in points]
+    ys = [p[1] for p in points]
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+# (category, style) pairs whose outline is the oriented box itself: their mask polygon is the box's corners
+_BOX_OUTLINE = ((-1, -1), (1, -1), (1, 1), (-1, 1))
+_BOX_STYLES = frozenset(
+    (category, name)
+    for category, styles in STYLES.items()
+    for name, st in styles.items()
+    if st.outline == _BOX_OUTLINE
+)
 
 
 class _LabelTiles:
@@ -84,17 +109,12 @@ class _LabelTiles:
     ) -> None:
         self.regions, self.rivers, self.roads, self.gsd = regions, rivers, roads, gsd
         self.width, self.height = width, height
-        self._tiles: OrderedDict[tuple[int, int], tuple[bytes, int]] = OrderedDict()
-        boxes = []
-        for r in regions:
-            xs = [p[0] for p in r.polygon]
-            ys = [p[1] for p in r.polygon]
-            boxes.append((min(xs), min(ys), max(xs), max(ys)))
-        self._boxes = boxes
-        # small scenes: one tile (row-major labels), looked up without the cache machinery
-        self.single = self._tile(0, 0)[0] if width <= _TILE and height <= _TILE else None
+        self._boxes: list[tuple[float, float, float, float]] | None = None
+        self._tiles: OrderedDict[tuple[int, int], PixelAccess] = OrderedDict()
+        # small scenes: one tile (indexed [x, y]), looked up without the cache machinery
+        self.single = self._tile(0, 0) if width <= _TILE and height <= _TILE else None
 
-    def _tile(self, tx: int, ty: int) -> tuple[bytes, int]:
+    def _tile(self, tx: int, ty: int) -> PixelAccess:
         key = (tx, ty)
         tile = self._tiles.get(key)
         if tile is not None:
@@ -102,13 +122,20 @@ class _LabelTiles:
             return tile
         x0, y0 = tx * _TILE, ty * _TILE
         w, h = min(_TILE, self.width - x0), min(_TILE, self.height - y0)
-        regions = [
-            r
-            for r, b in zip(self.regions, self._boxes)
-            if b[2] >= x0 and b[3] >= y0 and b[0] <= x0 + w and b[1] <= y0 + h
-        ]
+        regions = self.regions
+        if w < self.width or h < self.height:
+            # several tiles: hand each only the regions near it (layout_raster would skip the others anyway)
+            if self._boxes is None:
+                self._boxes = [_bounds(r.polygon) for r in regions]
+            regions = [
+                r
+                for r, b in zip(regions, self._boxes)
+                if b[2] >= x0 and b[3] >= y0 and b[0] <= x0 + w and b[1] <= y0 + h
+            ]
         img, _ = layout_raster(regions, self.rivers, self.roads, self.gsd, x0, y0, w, h, semantic=True)
-        tile = (img.tobytes(), w)
+        # pixel access indexes as fast as bytes do, without copying the tile out
+        tile = img.load()
+        assert tile is not None
         self._tiles[key] = tile
         if len(self._tiles) > _TILE_CACHE:
             self._tiles.popitem(last=False)
@@ -120,10 +147,9 @@ class _LabelTiles:
             return 255
         xi, yi = int(x), int(y)
         if self.single is not None:
-            return self.single[yi * self.width + xi]
+            return self.single[xi, yi]
         tx, ty = xi // _TILE, yi // _TILE
-        data, w = self._tile(tx, ty)
-        return data[(yi - ty * _TILE) * w + (xi - tx * _TILE)]
+        return self._tile(tx, ty)[xi - tx * _TILE, yi - ty * _TILE]
 
 
 class Placer:
@@ -186,31 +212,39 @@ class Placer:
 
     def _register(self, obj: SceneObject, corners: list[list[float]], box: list[float]) -> None:
         self.objects.append(obj)
-        self._corners[obj.id] = corners
-        self._boxes[obj.id] = box
-        for key in self._cell_keys(box):
-            self._cells[key].append(obj.id)
+        oid = obj.id
+        self._corners[oid] = corners
+        self._boxes[oid] = box
+        cells = self._cells
+        for cy in range(int(box[1] // _CELL), int(box[3] // _CELL) + 1):
+            for cx in range(int(box[0] // _CELL), int(box[2] // _CELL) + 1):
+                cells[cx, cy].append(oid)
 
     def _collides(self, box: Sequence[float], corners: list[list[float]], pad: float) -> bool:
         x1, y1, x2, y2 = box
         boxes, cells = self._boxes, self._cells
-        seen: set[int] = set()
-        for cy in range(int(y1 // _CELL), int(y2 // _CELL) + 1):
-            for cx in range(int(x1 // _CELL), int(x2 // _CELL) + 1):
-                for oid in cells.get((cx, cy), ()):
-                    if oid in seen:
-                        continue
-                    seen.add(oid)
-                    # boxes_overlap inlined (hot), then the exact test
-                    b = boxes[oid]
-                    if (
-                        x1 - pad < b[2]
-                        and b[0] - pad < x2
-                        and y1 - pad < b[3]
-                        and b[1] - pad < y2
-                        and polys_overlap(corners, self._corners[oid], pad, rectangles=True)
-                    ):
-                        return True
+        kx0, kx1, ky0, ky1 = int(x1 // _CELL), int(x2 // _CELL), int(y1 // _CELL), int(y2 // _CELL)
+        if kx0 == kx1 and ky0 == ky1:
+            near: Iterable[int] = cells.get((kx0, ky0), ())
+        else:
+            # an object spanning several cells is listed in each: test it once
+            near = {
+                oid
+                for cy in range(ky0, ky1 + 1)
+                for cx in range(kx0, kx1 + 1)
+                for oid in cells.get((cx, cy), ())
+            }
+        for oid in near:
+            # boxes_overlap inlined (hot), then the exact test
+            b = boxes[oid]
+            if (
+                x1 - pad < b[2]
+                and b[0] - pad < x2
+                and y1 - pad < b[3]
+                and b[1] - pad < y2
+                and polys_overlap(corners, self._corners[oid], pad, rectangles=True)
+            ):
+                return True
         return False
 
     def fits(self, corners: list[list[float]], cx: float, cy: float, allowed: frozenset[int] | None) -> bool:
@@ -221,24 +255,27 @@ class Placer:
                 return False
         if allowed is None:
             return True
+        return self.labels.at(cx, cy) in allowed and self._edges_on(corners, cx, cy, allowed)
+
+    def _edges_on(self, corners: list[list[float]], cx: float, cy: float, allowed: frozenset[int]) -> bool:
+        """The 8 probes of :meth:`fits` besides the centre: just inside each corner and each edge midpoint."""
         labels = self.labels
         data = labels.single
-        # probe the centre, just inside each corner and at each edge midpoint
-        probes = [(cx, cy)]
-        for k in range(4):
+        w, h = self.width, self.height
+        nx, ny = corners[0]
+        for k in (3, 2, 1, 0):
             x, y = corners[k]
-            probes.append((x + (cx - x) * 0.08, y + (cy - y) * 0.08))
-            nx, ny = corners[(k + 1) % 4]
-            probes.append(
-                ((x + nx) / 2 + (cx - (x + nx) / 2) * 0.08, (y + ny) / 2 + (cy - (y + ny) / 2) * 0.08)
-            )
-        for x, y in probes:
-            # LabelTiles.at inlined for the common single-tile scene (hot: 9 probes per candidate)
-            if data is not None and 0 <= x < w and 0 <= y < h:
-                label = data[int(y) * w + int(x)]
-            else:
-                label = labels.at(x, y)
-            if label not in allowed:
+            mx, my = (x + nx) / 2, (y + ny) / 2  # midpoint of the edge from corner k to corner k + 1
+            nx, ny = x, y
+            px, py = x + (cx - x) * 0.08, y + (cy - y) * 0.08
+            qx, qy = mx + (cx - mx) * 0.08, my + (cy - my) * 0.08
+            if data is not None:
+                # LabelTiles.at inlined for the common single-tile scene (hot); outside the image is never allowed
+                if not (0 <= px < w and 0 <= py < h) or data[int(px), int(py)] not in allowed:
+                    return False
+                if not (0 <= qx < w and 0 <= qy < h) or data[int(qx), int(qy)] not in allowed:
+                    return False
+            elif labels.at(px, py) not in allowed or labels.at(qx, qy) not in allowed:
                 return False
         return True
 
@@ -265,28 +302,36 @@ class Placer:
         Colour, RGB jitter and height are drawn only for accepted objects. ``object_id`` and ``rgb`` re-create a
         known object at a new place (a moved car keeps its id and paint).
         """
+        width, height = self.width, self.height
+        # cheap exact rejections first: the centre must be on allowed ground, the box must fit in the image
+        if allowed is not None:
+            data = self.labels.single
+            if data is not None and 0 <= cx < width and 0 <= cy < height:
+                if data[int(cx), int(cy)] not in allowed:
+                    return None
+            elif self.labels.at(cx, cy) not in allowed:
+                return None
         gsd = self.gsd
         length, breadth = length_m / gsd, breadth_m / gsd
         angle = (angle + 180.0) % 360.0 - 180.0
         a = math.radians(angle)
         c, s = math.cos(a), math.sin(a)
-        # cheap exact rejections first: the box must fit in the image, the centre must be on allowed ground
         ext_x = abs(length * c) / 2 + abs(breadth * s) / 2
         ext_y = abs(length * s) / 2 + abs(breadth * c) / 2
-        width, height = self.width, self.height
         if cx - ext_x < 0.0 or cy - ext_y < 0.0 or cx + ext_x > width or cy + ext_y > height:
-            return None
-        if allowed is not None and self.labels.at(cx, cy) not in allowed:
             return None
         # obb_corners(cx, cy, length, breadth, angle) with its products shared (same arithmetic, same order)
         hlc, hls, hbs, hbc = length / 2 * c, length / 2 * s, breadth / 2 * s, breadth / 2 * c
-        corners = [
-            [cx - hlc + hbs, cy - hls - hbc],
-            [cx + hlc + hbs, cy + hls - hbc],
-            [cx + hlc - hbs, cy + hls + hbc],
-            [cx - hlc - hbs, cy - hls + hbc],
-        ]
-        if not self.fits(corners, cx, cy, allowed):
+        x0, y0 = cx - hlc + hbs, cy - hls - hbc
+        x1, y1 = cx + hlc + hbs, cy + hls - hbc
+        x2, y2 = cx + hlc - hbs, cy + hls + hbc
+        x3, y3 = cx - hlc - hbs, cy - hls + hbc
+        corners = [[x0, y0], [x1, y1], [x2, y2], [x3, y3]]
+        # fits() without its centre probe (done above)
+        for x, y in corners:
+            if x < 0.0 or y < 0.0 or x > width or y > height:
+                return None
+        if allowed is not None and not self._edges_on(corners, cx, cy, allowed):
             return None
         box = [cx - ext_x, cy - ext_y, cx + ext_x, cy + ext_y]
         if self._collides(box, corners, pad_m / gsd):
@@ -294,21 +339,36 @@ class Placer:
         rng = self.rng
         spec = CATEGORY_SPECS[category]
         if colour is None:
-            colour = _weighted(rng, spec.colours)
-        jitter = (rng.randint(-6, 6), rng.randint(-6, 6), rng.randint(-6, 6)) if rgb is None else (0, 0, 0)
+            colour = _weighted(rng, spec.colours, _COLOUR_TOTALS[category])
+        # randrange(-6, 7) is what randint(-6, 6) calls: the same draws, one call fewer
+        jitter = (
+            (rng.randrange(-6, 7), rng.randrange(-6, 7), rng.randrange(-6, 7)) if rgb is None else (0, 0, 0)
+        )
         if height_m is None:
             lo, hi = spec.height_m
             height_m = lo + (hi - lo) * rng.random()
+        styles = STYLES[category]
         if style is None:
-            style = next(iter(STYLES[category]))
-        poly = order_poly(corners)
-        # unit frame -> pixels in plain Python: outlines have 4-24 vertices, too few for numpy to pay off
-        shape = [
-            [round2(cx + u * hlc - v * hbs), round2(cy + u * hls + v * hbc)]
-            for u, v in STYLES[category][style].outline
-        ]
-        xs = [q[0] for q in poly]
-        ys = [q[1] for q in poly]
+            style = next(iter(styles))
+        # every number the graph stores, rounded in one pass; round2 equals round(v, 2) for the (non-negative)
+        # float heights, other types keep round()'s result type
+        floats = (x0, y0, x1, y1, x2, y2, x3, y3, cx, cy, length, breadth, angle)
+        r = round2_all((*floats, height_m) if type(height_m) is float else floats)
+        height_m = r[13] if len(r) == 14 else round(height_m, 2)
+        corners_r = [[r[0], r[1]], [r[2], r[3]], [r[4], r[5]], [r[6], r[7]]]
+        if (category, style) in _BOX_STYLES:
+            # the outline is the unit square in corner order: u, v = +-1 give the corners' exact floats
+            shape = [p[:] for p in corners_r]
+        else:
+            # unit frame -> pixels in plain Python: outlines have 4-24 vertices, too few for numpy to pay off
+            flat = round2_all(
+                [
+                    q
+                    for u, v in styles[style].outline
+                    for q in (cx + u * hlc - v * hbs, cy + u * hls + v * hbc)
+                ]
+            )
+            shape = [[flat[i], flat[i + 1]] for i in range(0, len(flat), 2)]
         if rgb is None:
             base = category_rgb(category, colour)
             rgb = (
@@ -316,27 +376,29 @@ class Placer:
                 min(255, max(0, base[1] + jitter[1])),
                 min(255, max(0, base[2] + jitter[2])),
             )
+        hbox = [
+            max(0.0, min(r[0], r[2], r[4], r[6])),
+            max(0.0, min(r[1], r[3], r[5], r[7])),
+            min(float(width), max(r[0], r[2], r[4], r[6])),
+            min(float(height), max(r[1], r[3], r[5], r[7])),
+        ]
+        # positional, in field order: the generated __init__ matches 15 keywords ~3x slower (hot: every object)
         obj = SceneObject(
-            id=self._next_id if object_id is None else object_id,
-            category=category,
-            colour=colour,
-            rgb=rgb,  # type: ignore[arg-type]
-            size_class=size_class(category, length_m),
-            center=(round2(cx), round2(cy)),
-            width=round2(length),
-            height=round2(breadth),
-            angle=round2(angle),
-            poly=poly,
-            hbox=[
-                max(0.0, min(xs)),
-                max(0.0, min(ys)),
-                min(float(width), max(xs)),
-                min(float(height), max(ys)),
-            ],
-            shape=shape,
-            height_m=round(height_m, 2),
-            context=context,
-            style=style,
+            self._next_id if object_id is None else object_id,  # id
+            category,
+            colour,
+            rgb,  # type: ignore[arg-type]
+            size_class(category, length_m),
+            (r[8], r[9]),  # center
+            r[10],  # width: the length in pixels
+            r[11],  # height: the breadth in pixels
+            r[12],  # angle
+            order_rounded(corners_r),  # poly
+            hbox,
+            shape,
+            height_m,
+            context,
+            style,
         )
         if object_id is None:
             self._next_id += 1
@@ -465,7 +527,8 @@ class Placer:
         else:
             cx, cy, angle = block
         t = math.radians(angle)
-        return cx + a * math.cos(t) - b * math.sin(t), cy + a * math.sin(t) + b * math.cos(t)
+        c, s = math.cos(t), math.sin(t)
+        return cx + a * c - b * s, cy + a * s + b * c
 
     def _visible(
         self, frame: BlockInfo | tuple[float, float, float], hu: float, hv: float
@@ -749,7 +812,7 @@ class Placer:
                         pool_len,
                         pool_w,
                         heading,
-                        allowed=_labels("residential"),
+                        allowed=RESIDENTIAL,
                         context="garden",
                         style="private",
                     )
@@ -885,7 +948,7 @@ class Placer:
                 rng.uniform(7.0, 14.0),
                 2.6,
                 rng.uniform(-180, 180),
-                allowed=_labels("bare-soil"),
+                allowed=BARE_SOIL,
                 context="construction",
                 style="truck",
             )
@@ -899,7 +962,7 @@ class Placer:
                 length_m,
                 length_m * 0.5,
                 block.angle,
-                allowed=_labels("bare-soil"),
+                allowed=BARE_SOIL,
                 context="construction",
                 style="flat",
                 height_m=3.0,
@@ -918,7 +981,7 @@ class Placer:
                 9.0,
                 7.0,
                 block.angle,
-                allowed=_labels("forest"),
+                allowed=FOREST,
                 context="forest",
                 style="gable",
             )
@@ -943,15 +1006,10 @@ class Placer:
 
     def _ships_on_river(self, river: Polyline) -> None:
         rng = self.rng
-        pts = np.asarray(river.points)
-        seg = np.diff(pts, axis=0)
-        seg_len = np.hypot(seg[:, 0], seg[:, 1])
-        total = float(seg_len.sum())
+        pts = river.points
+        seg, seg_len, cum, total = _measure(pts)
         if total <= 0:
             return
-        cum = np.concatenate([[0.0], np.cumsum(seg_len)]).tolist()
-        # per-vehicle lookups on Python lists: numpy scalar indexing and arithmetic are slow for single values
-        pts, seg, seg_len = pts.tolist(), seg.tolist(), seg_len.tolist()
         width_m = river.width_m
         for _ in range(self._count(total * self.gsd / 160.0)):
             s = rng.uniform(0.0, total)
@@ -999,7 +1057,7 @@ class Placer:
                 rng.uniform(3.9, 5.0),
                 1.85,
                 slot.heading + rng.uniform(-3.0, 3.0),
-                allowed=_labels("parking"),
+                allowed=PARKING,
                 context="parking",
                 style="car",
                 pad_m=0.15,
@@ -1007,15 +1065,10 @@ class Placer:
 
     def _road_vehicles(self, road: Polyline) -> None:
         rng = self.rng
-        pts = np.asarray(road.points)
-        seg = np.diff(pts, axis=0)
-        seg_len = np.hypot(seg[:, 0], seg[:, 1])
-        total = float(seg_len.sum())
+        pts = road.points
+        seg, seg_len, cum, total = _measure(pts)
         if total <= 0:
             return
-        cum = np.concatenate([[0.0], np.cumsum(seg_len)]).tolist()
-        # per-vehicle lookups on Python lists: numpy scalar indexing and arithmetic are slow for single values
-        pts, seg, seg_len = pts.tolist(), seg.tolist(), seg_len.tolist()
         major = road.kind == "major-road"
         lanes = (1.75, 5.25) if major else (1.75,)
         rate = 1 / 28.0 if major else 1 / 55.0
@@ -1063,11 +1116,30 @@ class Placer:
                 )
 
 
-def _weighted(rng: random.Random, choices: Sequence[tuple[str, float]]) -> str:
-    total = sum(w for _, w in choices)
+def _measure(
+    points: Sequence[Sequence[float]],
+) -> tuple[list[tuple[float, float]], list[float], list[float], float]:
+    """Segment vectors, segment lengths, cumulative lengths (from 0) and total length of a polyline.
+
+    Plain Python for these short lines (numpy's per-call overhead dominated), with numpy's exact results: abs() of
+    a complex is C's hypot() like np.hypot (math.hypot differs in the last bit), accumulate() adds in the order
+    np.cumsum does, and the total stays numpy's pairwise sum.
+    """
+    seg = [(q[0] - p[0], q[1] - p[1]) for p, q in pairwise(points)]
+    seg_len = [abs(complex(sx, sy)) for sx, sy in seg]
+    return seg, seg_len, list(accumulate(seg_len, initial=0.0)), float(np.sum(seg_len))
+
+
+def _weighted(rng: random.Random, choices: Sequence[tuple[str, float]], total: float | None = None) -> str:
+    if total is None:
+        total = sum(w for _, w in choices)
     r = rng.random() * total
     for name, w in choices:
         if r < w:
             return name
         r -= w
     return choices[-1][0]
+
+
+# the colour weights' sums, added in the same order as _weighted adds them
+_COLOUR_TOTALS = {name: sum(w for _, w in spec.colours) for name, spec in CATEGORY_SPECS.items()}
