@@ -396,3 +396,18 @@ def test_overlap_test_agrees_with_shapely() -> None:
         )
         expected = Polygon(a).intersection(Polygon(b)).area > 1e-9
         assert polys_overlap(a, b) == polys_overlap(a, b, rectangles=True) == expected
+
+
+def test_round2_and_round2_all_equal_python_round() -> None:
+    """The fast rounding used for every stored coordinate is bit-identical to ``round(v, 2) + 0.0``, ties and
+    negative zero included, one value at a time and in batches."""
+    from rszoo.data.synth.geometry import round2, round2_all
+
+    rng = np.random.default_rng(0)
+    values = [*(rng.uniform(-3000, 3000, 20_000)), *(rng.integers(-10**6, 10**6, 2000) / 1000 + 0.005)]
+    values += [0.0, -0.0, -0.004, 1.005, 2.675, 1e14, -1e14, 0.125, -0.125, float("inf"), -float("inf")]
+    expected = [round(float(v), 2) + 0.0 for v in values]
+    assert [math.copysign(1, v) for v in map(round2, values)] == [math.copysign(1, v) for v in expected]
+    assert list(map(round2, values)) == expected
+    assert round2_all(values) == expected
+    assert math.isnan(round2(float("nan"))) and math.isnan(round2_all([float("nan")])[0])
