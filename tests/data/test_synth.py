@@ -404,10 +404,63 @@ def test_round2_and_round2_all_equal_python_round() -> None:
     from rszoo.data.synth.geometry import round2, round2_all
 
     rng = np.random.default_rng(0)
-    values = [*(rng.uniform(-3000, 3000, 20_000)), *(rng.integers(-10**6, 10**6, 2000) / 1000 + 0.005)]
+    values = [*(rng.uniform(-3000, 3000, 20_000)), *(rng.integers(-(10**6), 10**6, 2000) / 1000 + 0.005)]
     values += [0.0, -0.0, -0.004, 1.005, 2.675, 1e14, -1e14, 0.125, -0.125, float("inf"), -float("inf")]
     expected = [round(float(v), 2) + 0.0 for v in values]
     assert [math.copysign(1, v) for v in map(round2, values)] == [math.copysign(1, v) for v in expected]
     assert list(map(round2, values)) == expected
     assert round2_all(values) == expected
     assert math.isnan(round2(float("nan"))) and math.isnan(round2_all([float("nan")])[0])
+
+
+@pytest.mark.parametrize(
+    ("seed", "options"),
+    [
+        (0, {}),
+        (1, {"size": 200, "cloud_cover": 0.3}),
+        (2, {"width": 300, "height": 180, "acquisition": False, "landuse": "river"}),
+        (3, {"size": 512, "density": 1.5, "landuse": "industrial"}),
+        (
+            4,
+            {"width": 600, "height": 64, "landuse": "airport"},
+        ),  # two chunks: the renderer draws its own rasters
+    ],
+)
+def test_synthesize_equals_generate_then_render(seed: int, options: dict) -> None:
+    """synthesize() shares the layout raster between placement and rendering; graph and pixels must not change."""
+    from rszoo.data.synth import synthesize
+
+    scene, image = synthesize(seed, **options)
+    expected = generate_scene(seed, **options)
+    assert scene == expected
+    assert np.array_equal(image, render(expected))
+
+
+def test_semantic_raster_is_a_lookup_of_the_material_raster() -> None:
+    from rszoo.data.synth.raster import layout_raster, semantic_of
+
+    for seed in range(25):
+        s = generate_scene(
+            seed, size=160, landuse=["river", "airport", "industrial", "residential", None][seed % 5]
+        )
+        args = (s.regions, s.rivers, s.roads, s.gsd, 0, 0, s.width, s.height)
+        semantic, _ = layout_raster(*args, semantic=True)
+        materials, _ = layout_raster(*args, semantic=False)
+        assert semantic_of(materials).tobytes() == semantic.tobytes()
+
+
+def test_placer_rejects_a_landcover_raster_of_the_wrong_size() -> None:
+    from PIL import Image
+
+    s = generate_scene(0, size=64)
+    with pytest.raises(ValueError, match="64x64 mode 'L'"):
+        Placer(
+            64,
+            64,
+            s.gsd,
+            s.regions,
+            s.rivers,
+            s.roads,
+            stream(0, "objects"),
+            landcover=Image.new("L", (32, 64)),
+        )

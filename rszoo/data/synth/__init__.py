@@ -7,11 +7,12 @@ captions, referring expressions, VQA pairs, spatial relations and change lists a
 exact. Everything is a pure function of integer seeds: the same seed gives the same bytes.
 
 Quick start:
-    >>> from rszoo.data.synth import generate_scene, render, captions, referring_expressions
+    >>> from rszoo.data.synth import generate_scene, render, synthesize, captions, referring_expressions
     >>> scene = generate_scene(0, size=256)
     >>> image = render(scene)                      # 256 x 256 x 3 uint8
     >>> text = captions(scene)[0]
     >>> refs = referring_expressions(scene)         # each with a box and structured facts
+    >>> scene, image = synthesize(0, size=256)      # both at once: the same graph and bytes, faster
 
 Modules: :mod:`.graph` (dataclasses), :mod:`.world` (roads, rivers, blocks), :mod:`.placement` (objects),
 :mod:`.render` (pictures), :mod:`.text` (captions, expressions, VQA), :mod:`.relations`, :mod:`.temporal`
@@ -29,7 +30,7 @@ from rszoo.data.synth.categories import (
     LANDCOVER_KINDS,
 )
 from rszoo.data.synth.clouds import cloud_alpha, cloud_mask
-from rszoo.data.synth.generate import GENERATOR_VERSION, generate_scene
+from rszoo.data.synth.generate import GENERATOR_VERSION, generate_scene, synthesize
 from rszoo.data.synth.graph import Acquisition, Polyline, Region, Scene, SceneObject
 from rszoo.data.synth.large import generate_large_scene, geo_reference, render_large, write_geotiff
 from rszoo.data.synth.raster import landcover_map
@@ -77,6 +78,7 @@ __all__ = [
     "scene_text",
     "shadow_offset",
     "solar_position",
+    "synthesize",
     "vqa_pairs",
     "write_dataset",
     "write_geotiff",

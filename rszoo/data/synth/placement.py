@@ -37,6 +37,7 @@ from rszoo.data.synth.sites import apron_stands, parking_stalls
 from rszoo.data.synth.world import BlockInfo, BridgeSite
 
 if TYPE_CHECKING:
+    from PIL import Image
     from PIL._imaging import PixelAccess
 
 __all__ = ["Placer"]
@@ -106,11 +107,19 @@ class _LabelTiles:
         gsd: float,
         width: int,
         height: int,
+        landcover: Image.Image | None = None,
     ) -> None:
         self.regions, self.rivers, self.roads, self.gsd = regions, rivers, roads, gsd
         self.width, self.height = width, height
         self._boxes: list[tuple[float, float, float, float]] | None = None
         self._tiles: OrderedDict[tuple[int, int], PixelAccess] = OrderedDict()
+        if landcover is not None:
+            if landcover.size != (width, height) or landcover.mode != "L" or max(width, height) > _TILE:
+                raise ValueError(
+                    f"landcover must be the scene's {width}x{height} mode 'L' raster (scenes up to {_TILE} px a "
+                    f"side), got {landcover.size[0]}x{landcover.size[1]} mode {landcover.mode!r}"
+                )
+            self._tiles[0, 0] = landcover.load()
         # small scenes: one tile (indexed [x, y]), looked up without the cache machinery
         self.single = self._tile(0, 0) if width <= _TILE and height <= _TILE else None
 
@@ -161,6 +170,8 @@ class Placer:
         regions, rivers, roads: the scene layout.
         rng: the scene's random stream (placement order is fixed, so the result is deterministic).
         density: multiplies how many objects are attempted (1.0 = default).
+        landcover: the scene's semantic layout raster (``layout_raster(..., semantic=True)`` of the whole image,
+            at most 1024 px a side) when the caller has it already; drawn here otherwise.
     """
 
     def __init__(
@@ -173,13 +184,14 @@ class Placer:
         roads: Sequence[Polyline],
         rng: random.Random,
         density: float = 1.0,
+        landcover: Image.Image | None = None,
     ) -> None:
         self.width, self.height, self.gsd = width, height, gsd
         self.regions, self.rivers, self.roads = regions, rivers, roads
         self.rng = rng
         self.density = density
         self.objects: list[SceneObject] = []
-        self.labels = _LabelTiles(regions, rivers, roads, gsd, width, height)
+        self.labels = _LabelTiles(regions, rivers, roads, gsd, width, height, landcover)
         self._cells: dict[tuple[int, int], list[int]] = defaultdict(list)
         self._corners: dict[int, list[list[float]]] = {}
         self._boxes: dict[int, list[float]] = {}

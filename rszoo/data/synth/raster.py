@@ -27,7 +27,16 @@ from rszoo.data.synth.categories import LANDCOVER_CLASSES
 from rszoo.data.synth.graph import Polyline, Region, Scene
 from rszoo.data.synth.texture import MATERIALS
 
-__all__ = ["BANK_M", "MATERIAL_ORDER", "Pen", "landcover_map", "layout_raster", "pil_points", "slot_of"]
+__all__ = [
+    "BANK_M",
+    "MATERIAL_ORDER",
+    "Pen",
+    "landcover_map",
+    "layout_raster",
+    "pil_points",
+    "semantic_of",
+    "slot_of",
+]
 
 BANK_M = 3.0  # width of a river's bank strip on each side, metres
 MATERIAL_ORDER: tuple[str, ...] = tuple(MATERIALS)
@@ -37,6 +46,31 @@ _SEMANTIC = {name: k for k, name in enumerate(LANDCOVER_CLASSES)}
 def slot_of(material: str, variant: int = 0) -> int:
     """Material slot id used in material rasters."""
     return MATERIAL_ORDER.index(material) * 3 + variant % 3
+
+
+# the semantic class of each material slot (river banks are bare soil, both road kinds are road); unused slots -> 0
+_CLASS_OF_MATERIAL = {"bank": "bare-soil", "major-road": "road", "minor-road": "road"}
+_SEMANTIC_OF_SLOT = [
+    _SEMANTIC[_CLASS_OF_MATERIAL.get(MATERIAL_ORDER[slot // 3], MATERIAL_ORDER[slot // 3])]
+    if slot < 3 * len(MATERIAL_ORDER)
+    else 0
+    for slot in range(256)
+]
+
+
+def semantic_of(materials: Image.Image) -> Image.Image:
+    """The semantic raster (``layout_raster(..., semantic=True)``) of a material raster drawn for the same window:
+    both draw the same shapes in the same order, only the label values differ, so one lookup converts them.
+
+    Example:
+        >>> from rszoo.data.synth import generate_scene
+        >>> s = generate_scene(3, size=96)
+        >>> mat, _ = layout_raster(s.regions, s.rivers, s.roads, s.gsd, 0, 0, 96, 96, semantic=False)
+        >>> sem, _ = layout_raster(s.regions, s.rivers, s.roads, s.gsd, 0, 0, 96, 96, semantic=True)
+        >>> semantic_of(mat).tobytes() == sem.tobytes()
+        True
+    """
+    return materials.point(_SEMANTIC_OF_SLOT)
 
 
 def pil_points(points: Sequence[Sequence[float]] | np.ndarray, x0: int, y0: int) -> list[int]:

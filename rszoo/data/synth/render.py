@@ -522,13 +522,22 @@ def _radiometry_lut(sun_elevation: float, off_nadir: float) -> list[int]:
 
 
 def _render_chunk(
-    scene: Scene, x0: int, y0: int, w: int, h: int, objects: Sequence[SceneObject]
+    scene: Scene,
+    x0: int,
+    y0: int,
+    w: int,
+    h: int,
+    objects: Sequence[SceneObject],
+    layout: tuple[Image.Image, dict[int, list[int]]] | None = None,
 ) -> np.ndarray:
+    """One chunk; ``layout`` is its material raster and slot boxes when the caller has drawn them already."""
     wx, wy = _world_px(scene)
     wx, wy = wx + x0, wy + y0
-    raster, slots = layout_raster(
-        scene.regions, scene.rivers, scene.roads, scene.gsd, x0, y0, w, h, semantic=False
-    )
+    if layout is None:
+        layout = layout_raster(
+            scene.regions, scene.rivers, scene.roads, scene.gsd, x0, y0, w, h, semantic=False
+        )
+    raster, slots = layout
     img = _paste_textures(raster, slots, wx, wy, season_factor(scene.acquisition))
     _furrows(img, scene.regions, scene.gsd, x0, y0)
     _markings(Pen(img), scene, raster, x0, y0)
@@ -582,6 +591,22 @@ def render_window(scene: Scene, x: int, y: int, w: int, h: int) -> np.ndarray:
 def render(scene: Scene) -> np.ndarray:
     """Render the whole scene: ``height x width x 3`` uint8 RGB."""
     return render_window(scene, 0, 0, scene.width, scene.height)
+
+
+def render_with_layout(scene: Scene, layout: tuple[Image.Image, dict[int, list[int]]]) -> np.ndarray:
+    """:func:`render` for a one-chunk scene whose material raster and slot boxes (``layout_raster(scene.regions,
+    scene.rivers, scene.roads, scene.gsd, 0, 0, scene.width, scene.height, semantic=False)``) were drawn already
+    (by :func:`~rszoo.data.synth.generate.synthesize`, which shares them with object placement).
+
+    Raises:
+        ValueError: if the scene is larger than one chunk or the raster does not have its size.
+    """
+    if scene.width > CHUNK or scene.height > CHUNK or layout[0].size != (scene.width, scene.height):
+        raise ValueError(
+            f"render_with_layout needs a scene of at most {CHUNK} px a side and its full-size raster; got a "
+            f"{scene.width}x{scene.height} scene and a {layout[0].size[0]}x{layout[0].size[1]} raster"
+        )
+    return _render_chunk(scene, 0, 0, scene.width, scene.height, _ObjectIndex(scene).get(0, 0), layout)
 
 
 def iter_chunks(scene: Scene) -> Iterator[tuple[int, int, np.ndarray]]:

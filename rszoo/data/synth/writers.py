@@ -40,7 +40,7 @@ from PIL import Image
 from rszoo.data.records import GroundingRecord, write_jsonl
 from rszoo.data.synth.categories import CATEGORIES, CATEGORY_SPECS
 from rszoo.data.synth.clouds import cloud_mask
-from rszoo.data.synth.generate import GENERATOR_VERSION, generate_scene
+from rszoo.data.synth.generate import GENERATOR_VERSION, synthesize
 from rszoo.data.synth.geometry import poly_area
 from rszoo.data.synth.graph import Scene, SceneObject
 from rszoo.data.synth.render import render
@@ -357,11 +357,11 @@ def write_dataset(
         )
         for i in range(num_scenes):
             scene_seed = mix(seed, "dataset-scene", i) & 0x7FFFFFFF
-            scene = generate_scene(
+            scene, image = synthesize(
                 scene_seed, size, gsd=gsd, density=density, cloud_cover=cloud_cover, scene_id=f"{i:06d}"
             )
             name = f"images/{scene.id}.png"
-            atomic_write_bytes(out / name, png_bytes(render(scene), compress_level))
+            atomic_write_bytes(out / name, png_bytes(image, compress_level))
             files["images"] += 1
             scenes_fh.write(_dump(scene.to_dict()))
             files["scenes.jsonl"] += 1
