@@ -1139,7 +1139,8 @@ def _measure(
     """
     seg = [(q[0] - p[0], q[1] - p[1]) for p, q in pairwise(points)]
     seg_len = [abs(complex(sx, sy)) for sx, sy in seg]
-    return seg, seg_len, list(accumulate(seg_len, initial=0.0)), float(np.sum(seg_len))
+    # np.add.reduce is np.sum without its Python wrapper: the same pairwise sum
+    return seg, seg_len, list(accumulate(seg_len, initial=0.0)), float(np.add.reduce(seg_len))
 
 
 def _weighted(rng: random.Random, choices: Sequence[tuple[str, float]], total: float | None = None) -> str:

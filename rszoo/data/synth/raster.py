@@ -34,6 +34,7 @@ __all__ = [
     "landcover_map",
     "layout_raster",
     "pil_points",
+    "point",
     "semantic_of",
     "slot_of",
 ]
@@ -70,7 +71,16 @@ def semantic_of(materials: Image.Image) -> Image.Image:
         >>> semantic_of(mat).tobytes() == sem.tobytes()
         True
     """
-    return materials.point(_SEMANTIC_OF_SLOT)
+    return point(materials, _SEMANTIC_OF_SLOT)
+
+
+def point(img: Image.Image, lut: list[int]) -> Image.Image:
+    """``img.point(lut)`` for an integer LUT without Pillow's per-call Python rounding of all 256/768 entries."""
+    try:
+        img.load()
+        return img._new(img.im.point(lut, None))
+    except (AttributeError, TypeError):  # pragma: no cover - other Pillow internals: public (slower) path
+        return img.point(lut)
 
 
 def pil_points(points: Sequence[Sequence[float]] | np.ndarray, x0: int, y0: int) -> list[int]:

@@ -32,7 +32,7 @@ from PIL import Image, ImageDraw
 from rszoo.data.synth.acquire import season_factor
 from rszoo.data.synth.clouds import apply_clouds
 from rszoo.data.synth.graph import Region, Scene, SceneObject
-from rszoo.data.synth.raster import MATERIAL_ORDER, Pen, layout_raster, pil_points, slot_of
+from rszoo.data.synth.raster import MATERIAL_ORDER, Pen, layout_raster, pil_points, point, slot_of
 from rszoo.data.synth.shapes import STYLES, Style
 from rszoo.data.synth.sites import apron_stands, stall_lines
 from rszoo.data.synth.sun import shadow_offset, shadow_offsets
@@ -44,15 +44,6 @@ CHUNK = 512
 _VEGETATION = frozenset({"forest", "grassland", "cropland", "airport", "residential"})
 _SHADOW_STRENGTH = 150  # alpha of the shadow layer (0..255)
 _DEFAULT_SUN = (315.0, 50.0)  # lighting used for roof shading when a scene has no acquisition
-
-
-def point(img: Image.Image, lut: list[int]) -> Image.Image:
-    """``img.point(lut)`` for an integer LUT without Pillow's per-call Python rounding of all 256/768 entries."""
-    try:
-        img.load()
-        return img._new(img.im.point(lut, None))
-    except (AttributeError, TypeError):  # pragma: no cover - other Pillow internals: public (slower) path
-        return img.point(lut)
 
 
 @cache
@@ -281,15 +272,12 @@ def _markings(draw: Pen, scene: Scene, raster: Image.Image, x0: int, y0: int) ->
     """
     gsd = scene.gsd
     w, h = raster.width, raster.height
-    data = b""  # the raster's bytes, fetched on the first lookup (many scenes have no lots or aprons)
+    labels = raster.load()  # pixel access: indexing without copying the raster out
 
     def on(value: int, *pts: tuple[float, float]) -> bool:
-        nonlocal data
-        if not data:
-            data = raster.tobytes()
         for x, y in pts:
             xi, yi = math.floor(x) - x0, math.floor(y) - y0
-            if not (0 <= xi < w and 0 <= yi < h) or data[yi * w + xi] != value:
+            if not (0 <= xi < w and 0 <= yi < h) or labels[xi, yi] != value:
                 return False
         return True
 
