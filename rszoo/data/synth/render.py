@@ -502,11 +502,14 @@ def _radiometry_lut(sun_elevation: float, off_nadir: float) -> list[int]:
     NOISE_OFFSET: the sensor noise is stored offset by it, so adding the noise to this gives the final pixel."""
     gain = 0.82 + 0.22 * math.sin(math.radians(max(sun_elevation, 5.0)))
     haze = min(0.3, 0.03 + 0.006 * off_nadir)
-    haze_rgb = np.array([170.0, 180.0, 196.0])[:, None]
-    v = np.arange(256, dtype=np.float64)[None, :]
-    out = np.floor(v * gain * (1 - haze) + haze_rgb * haze + 0.5)
-    out = np.clip(out, NOISE_OFFSET, 255 - 2 * NOISE_OFFSET) - NOISE_OFFSET
+    # (a new LUT for almost every scene: the ufuncs straight, without np.clip's wrapper)
+    out = np.floor(_LEVELS * gain * (1 - haze) + _HAZE_RGB * haze + 0.5)
+    out = np.minimum(np.maximum(out, NOISE_OFFSET), 255 - 2 * NOISE_OFFSET) - NOISE_OFFSET
     return out.astype(np.int64).ravel().tolist()
+
+
+_HAZE_RGB = np.array([170.0, 180.0, 196.0])[:, None]
+_LEVELS = np.arange(256, dtype=np.float64)[None, :]
 
 
 def _render_chunk(
