@@ -46,12 +46,17 @@ def _fmix(h: int) -> int:
 
 def mix(*parts: int | str) -> int:
     """Combine integers (and string labels) into one well-mixed 64-bit integer (FNV-style fold + Murmur finaliser)."""
-    # hot (called per grid line, block and segment): constants are bound as locals and _fmix is inlined
+    # hot (called per grid line, block and segment): constants are bound as locals, _fmix and the lookup of known
+    # salts are inlined
     mask = _MASK
     h = 0x2545F4914F6CDD1D
     for part in parts:
         if type(part) is not int:
-            part = salt(part) if isinstance(part, str) else int(part)
+            if isinstance(part, str):
+                known = _SALTS.get(part)
+                part = salt(part) if known is None else known
+            else:
+                part = int(part)
         h = (((h ^ (part & mask)) * 0x100000001B3) & mask) ^ (h >> 29)
     h ^= h >> 33
     h = (h * 0xFF51AFD7ED558CCD) & mask
@@ -87,7 +92,13 @@ class LightRandom:
         return ((h ^ (h >> 33)) >> 11) * _UNIT
 
     def uniform(self, a: float, b: float) -> float:
-        return a + (b - a) * self.random()
+        # random() inlined (hot: most draws of the world's parameters are uniform)
+        self._state = h = (self._state + 0x9E3779B97F4A7C15) & _MASK
+        h ^= h >> 33
+        h = (h * 0xFF51AFD7ED558CCD) & _MASK
+        h ^= h >> 33
+        h = (h * 0xC4CEB9FE1A85EC53) & _MASK
+        return a + (b - a) * (((h ^ (h >> 33)) >> 11) * _UNIT)
 
     def randrange(self, n: int) -> int:
         return min(int(self.random() * n), n - 1)

@@ -34,6 +34,11 @@ __all__ = ["MIN_SHADOW_ELEVATION", "parse_timestamp", "shadow_offset", "shadow_o
 # Below this elevation shadows would be absurdly long; the renderer clamps to it.
 MIN_SHADOW_ELEVATION = 8.0
 
+# The last solar_position query and its answer: sample_acquisition picks a time by its sun elevation, then
+# Acquisition.at asks for the very same position again. The key holds the signs of lat/lon too, so -0.0 and 0.0
+# (equal as floats) are told apart and every answer is exactly what the computation would give.
+_last_position: tuple[tuple[float, float, str, float, float], tuple[float, float]] | None = None
+
 
 def parse_timestamp(timestamp: str) -> _dt.datetime:
     """Parse an ISO-8601 timestamp to an aware UTC datetime (naive times are taken as UTC).
@@ -63,6 +68,11 @@ def solar_position(lat: float, lon: float, timestamp: str) -> tuple[float, float
     Returns:
         Azimuth clockwise from north in ``[0, 360)`` and elevation above the horizon in ``[-90, 90]``.
     """
+    global _last_position
+    key = (lat, lon, timestamp, math.copysign(1.0, lat), math.copysign(1.0, lon))
+    last = _last_position
+    if last is not None and last[0] == key:
+        return last[1]
     if not -90.0 <= lat <= 90.0:
         raise ValueError(f"latitude must be within [-90, 90], got {lat}")
     t = parse_timestamp(timestamp)
@@ -96,7 +106,9 @@ def solar_position(lat: float, lon: float, timestamp: str) -> tuple[float, float
             math.sin(hour_angle), math.cos(hour_angle) * math.sin(phi) - math.tan(decl) * math.cos(phi)
         )
     )
-    return (azimuth + 180.0) % 360.0, elevation
+    position = (azimuth + 180.0) % 360.0, elevation
+    _last_position = (key, position)
+    return position
 
 
 def shadow_offset(height_m: float, azimuth: float, elevation: float, gsd: float) -> tuple[float, float]:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
+from itertools import accumulate
 
 import numpy as np
 
@@ -149,26 +150,19 @@ def _line(seed: int, family: str, index: int) -> tuple[float, float, float, floa
     return base, amplitude, wavelength, phase, kind
 
 
-def _line_kind(seed: int, family: str, index: int) -> str:
-    return _line(seed, family, index)[4]
-
-
 def _corner(seed: int, i: int, j: int) -> tuple[float, float]:
-    """Intersection ``(u, v)`` of A-line ``i`` and B-line ``j`` (same arithmetic as :class:`_Grid`)."""
+    """Intersection ``(u, v)`` of A-line ``i`` and B-line ``j`` (the fixed-point iteration of :class:`_Grid`; used
+    to aim :func:`find_landuse` at a block's centre)."""
     a, b = _line(seed, "A", i), _line(seed, "B", j)
-    u = np.float64(b[0])
-    v = np.float64(a[0])
+    # plain floats and math.sin: the same IEEE operations as numpy's, element by element, without its scalar overhead
+    u, v = b[0], a[0]
     for _ in range(_CORNER_ITERATIONS):
-        v = a[0] + a[1] * np.sin(2.0 * math.pi * u / a[2] + a[3])
-        u = b[0] + b[1] * np.sin(2.0 * math.pi * v / b[2] + b[3])
-    return float(u), float(v)
+        v = a[0] + a[1] * math.sin(2.0 * math.pi * u / a[2] + a[3])
+        u = b[0] + b[1] * math.sin(2.0 * math.pi * v / b[2] + b[3])
+    return u, v
 
 
 # -- land use ----------------------------------------------------------------------------------------------------
-def _smoothstep(t: float) -> float:
-    return t * t * (3.0 - 2.0 * t)
-
-
 @lru_cache(maxsize=65536)
 def _urban_lattice(seed: int, i: int, j: int) -> float:
     return unit(seed, "urban", i, j)
@@ -180,29 +174,37 @@ def _urbanness(seed: int, i: int, j: int) -> float:
     cell = 5.0
     fi, fj = i / cell, j / cell
     i0, j0 = math.floor(fi), math.floor(fj)
-    ti, tj = _smoothstep(fi - i0), _smoothstep(fj - j0)
+    ti, tj = fi - i0, fj - j0
+    ti, tj = ti * ti * (3.0 - 2.0 * ti), tj * tj * (3.0 - 2.0 * tj)  # smoothstep
     v00 = _urban_lattice(seed, i0, j0)
     v01 = _urban_lattice(seed, i0, j0 + 1)
     v10 = _urban_lattice(seed, i0 + 1, j0)
     v11 = _urban_lattice(seed, i0 + 1, j0 + 1)
     value = (v00 * (1 - tj) + v01 * tj) * (1 - ti) + (v10 * (1 - tj) + v11 * tj) * ti
-    return min(1.0, max(0.0, (value - 0.5) * 1.6 + 0.5 + get_world(seed).urban_bias))
+    value = (value - 0.5) * 1.6 + 0.5 + get_world(seed).urban_bias
+    # min(1.0, max(0.0, value)), without the two builtin calls (the same result for every non-NaN value)
+    return 0.0 if value <= 0.0 else 1.0 if value >= 1.0 else value
 
 
-# the land-use mixes blended below 0.5 urbanness and above, with their kinds sorted (block_kind's order)
-_BLENDS = tuple((a, b, sorted(set(a) | set(b))) for a, b in ((_RURAL, _SUBURB), (_SUBURB, _URBAN)))
+# the land-use mixes blended below 0.5 urbanness and above: their kinds sorted (block_kind's order), each with its
+# weight in the lower and the upper mix
+_BLENDS = tuple(
+    (kinds, tuple((a.get(k, 0.0), b.get(k, 0.0)) for k in kinds))
+    for a, b in ((_RURAL, _SUBURB), (_SUBURB, _URBAN))
+    for kinds in (sorted(set(a) | set(b)),)
+)
 
 
 @lru_cache(maxsize=65536)
-def block_kind(seed: int, i: int, j: int) -> tuple[str, int, float]:
-    """``(kind, variant, pattern_angle_offset)`` of block ``(i, j)``: the land use between A-lines i, i+1 and
-    B-lines j, j+1."""
+def _landuse(seed: int, i: int, j: int) -> str:
+    """The land-use kind of block ``(i, j)`` (:func:`block_kind` without the variant and pattern angle, which the
+    search of :func:`find_landuse` does not need)."""
     u = _urbanness(seed, i, j)
     if u < 0.5:
-        (a, b, kinds), t = _BLENDS[0], u / 0.5
+        (kinds, pairs), t = _BLENDS[0], u / 0.5
     else:
-        (a, b, kinds), t = _BLENDS[1], (u - 0.5) / 0.5
-    weights = [(1 - t) * a.get(k, 0.0) + t * b.get(k, 0.0) for k in kinds]
+        (kinds, pairs), t = _BLENDS[1], (u - 0.5) / 0.5
+    weights = [(1 - t) * wa + t * wb for wa, wb in pairs]
     r = unit(seed, "block", i, j) * sum(weights)
     kind = kinds[-1]
     for k, w in zip(kinds, weights):
@@ -210,22 +212,29 @@ def block_kind(seed: int, i: int, j: int) -> tuple[str, int, float]:
             kind = k
             break
         r -= w
+    return kind
+
+
+@lru_cache(maxsize=65536)
+def block_kind(seed: int, i: int, j: int) -> tuple[str, int, float]:
+    """``(kind, variant, pattern_angle_offset)`` of block ``(i, j)``: the land use between A-lines i, i+1 and
+    B-lines j, j+1."""
     variant = int(unit(seed, "variant", i, j) * 3)
     angle = 90.0 if unit(seed, "furrow", i, j) < 0.5 else 0.0
-    return kind, variant, angle
+    return _landuse(seed, i, j), variant, angle
 
 
-def _segment_present(seed: int, family: str, index: int, seg: int) -> bool:
-    """Whether the road on line ``index`` exists between cross lines ``seg`` and ``seg + 1``."""
-    kind = _line_kind(seed, family, index)
+def _segment_present(seed: int, family: str, index: int, seg: int, kind: str) -> bool:
+    """Whether the road on line ``index`` (of ``kind``, see :func:`_line`) exists between cross lines ``seg`` and
+    ``seg + 1``."""
     if kind == "none":
         return False
     # the two blocks this segment separates
     if family == "A":
-        sides = (block_kind(seed, index - 1, seg)[0], block_kind(seed, index, seg)[0])
+        sides = (_landuse(seed, index - 1, seg), _landuse(seed, index, seg))
         urban = (_urbanness(seed, index - 1, seg) + _urbanness(seed, index, seg)) / 2
     else:
-        sides = (block_kind(seed, seg, index - 1)[0], block_kind(seed, seg, index)[0])
+        sides = (_landuse(seed, seg, index - 1), _landuse(seed, seg, index))
         urban = (_urbanness(seed, seg, index - 1) + _urbanness(seed, seg, index)) / 2
     if kind == "major-road":
         return True
@@ -328,6 +337,7 @@ class _Frame:
         self.world = world
         self.ox, self.oy = origin
         self.gsd = gsd
+        self.cos, self.sin = world.cos, world.sin
 
     def uv_to_px(self, uv: np.ndarray) -> np.ndarray:
         return self.grid_to_px(uv[:, 0], uv[:, 1])
@@ -343,73 +353,92 @@ class _Frame:
 
     def point_to_px(self, u: float, v: float) -> tuple[float, float]:
         """One point in plain Python floats (the same arithmetic as :meth:`uv_to_px`, element by element)."""
-        x, y = self.world.to_xy(u, v)
-        return (x - self.ox) / self.gsd, (y - self.oy) / self.gsd
+        c, s = self.cos, self.sin  # World.to_xy inlined
+        return (u * c - v * s - self.ox) / self.gsd, (u * s + v * c - self.oy) / self.gsd
 
     def px_to_uv(self, px: float, py: float) -> tuple[float, float]:
         u, v = self.world.to_uv(self.ox + px * self.gsd, self.oy + py * self.gsd)
         return float(u), float(v)
 
 
-def _clip_all(polys_px: list[np.ndarray], width: int, height: int) -> list[list[list[list[float]]]]:
-    """Clip simple polygons to the image rectangle: for each, zero or more polygons (rounded vertices).
+_OUTSIDE, _INSIDE, _CROSSING = 0, 1, 2
 
-    Those crossing the image border go through shapely in one vectorised call (shapely's per-call overhead is much
-    larger than the clipping of a few small polygons).
+
+def _classify(points: np.ndarray, ends: list[int], width: int, height: int) -> list[int]:
+    """Where each polygon lies against the image rectangle: ``_INSIDE``, ``_OUTSIDE`` or ``_CROSSING`` its border.
+
+    The polygons are given concatenated: ``points[ends[k - 1]:ends[k]]`` is polygon ``k`` (none is empty).
     """
-    out: list[list[list[list[float]]]] = [[] for _ in polys_px]
-    if not polys_px:
-        return out
+    if not ends:
+        return []
     # bounding boxes of all polygons in one pass
-    sizes = np.array([len(poly) for poly in polys_px])
-    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    points = np.concatenate(polys_px)
+    starts = [0, *ends[:-1]]
     x_lo, y_lo = np.minimum.reduceat(points, starts, axis=0).T.tolist()
     x_hi, y_hi = np.maximum.reduceat(points, starts, axis=0).T.tolist()
-    to_clip = []
-    for k, poly_px in enumerate(polys_px):
-        if x_lo[k] >= 0 and y_lo[k] >= 0 and x_hi[k] <= width and y_hi[k] <= height:
-            out[k].append(round_points(poly_px))
-        elif not (x_hi[k] <= 0 or y_hi[k] <= 0 or x_lo[k] >= width or y_lo[k] >= height):
-            to_clip.append(k)
-    if not to_clip:
+    return [
+        _INSIDE
+        if x_lo[k] >= 0 and y_lo[k] >= 0 and x_hi[k] <= width and y_hi[k] <= height
+        else _OUTSIDE
+        if x_hi[k] <= 0 or y_hi[k] <= 0 or x_lo[k] >= width or y_lo[k] >= height
+        else _CROSSING
+        for k in range(len(ends))
+    ]
+
+
+_POLYGON_TYPE = 3  # shapely.GeometryType.POLYGON (the enum's attribute lookup is slow Python code)
+
+
+def _clip(
+    points: np.ndarray, bounds: list[tuple[int, int]], width: int, height: int
+) -> list[list[list[list[float]]]]:
+    """Clip simple polygons ``points[start:end]`` (for each ``(start, end)`` of ``bounds``) that cross the image
+    border to the image: for each, zero or more polygons (rounded vertices).
+
+    All go through shapely in one vectorised call (shapely's per-call overhead is much larger than the clipping of
+    a few small polygons).
+    """
+    out: list[list[list[list[float]]]] = [[] for _ in bounds]
+    if not bounds:
         return out
     import shapely
 
     # one from_ragged_array call builds all polygons (cheaper than linearrings + polygons); its rings must be
     # closed, which linearrings would do: repeat the first vertex unless the last one already equals it
-    pieces, ring_ends, end = [], [0], 0
-    for k in to_clip:
-        poly_px = np.asarray(polys_px[k], dtype=np.float64)
-        pieces.append(poly_px)
-        end += len(poly_px)
-        if (poly_px[0] != poly_px[-1]).any():
-            pieces.append(poly_px[:1])
-            end += 1
-        ring_ends.append(end)
+    firsts = [start for start, _ in bounds]
+    is_open = np.logical_or.reduce(points[firsts] != points[[end - 1 for _, end in bounds]], axis=1).tolist()
+    pieces, ring_ends, size = [], [0], 0
+    for (start, end), open_ring in zip(bounds, is_open):
+        pieces.append(points[start:end])
+        size += end - start
+        if open_ring:
+            pieces.append(points[start : start + 1])
+            size += 1
+        ring_ends.append(size)
     polygons = shapely.from_ragged_array(
         shapely.GeometryType.POLYGON,
         np.concatenate(pieces),
-        (np.array(ring_ends), np.arange(len(to_clip) + 1)),
+        (np.array(ring_ends), np.arange(len(bounds) + 1)),
     )
     clipped = shapely.clip_by_rect(polygons, 0.0, 0.0, float(width), float(height))
-    if (shapely.get_type_id(clipped) == shapely.GeometryType.POLYGON).all():
+    types = shapely.get_type_id(clipped)
+    if types.tolist().count(_POLYGON_TYPE) == len(types):
         # the usual case: every result is one polygon, so splitting into parts would change nothing
         parts, owner = clipped, np.arange(len(clipped))
     else:
         parts, owner = shapely.get_parts(clipped, return_index=True)
-    keep = (shapely.get_type_id(parts) == shapely.GeometryType.POLYGON) & ~shapely.is_empty(parts)
-    keep[keep] = shapely.area(parts[keep]) >= 0.5
+        types = shapely.get_type_id(parts)
+    # polygons of at least half a pixel (empty ones have zero area; other parts are lines or points)
+    keep = (types == _POLYGON_TYPE) & (shapely.area(parts) >= 0.5)
     parts, owner = parts[keep], owner[keep]
     if not len(parts):
         return out
     # exterior rings without their closing vertex, rounded in one pass
-    coords, ring_of = shapely.get_coordinates(shapely.get_exterior_ring(parts), return_index=True)
-    ends = np.searchsorted(ring_of, np.arange(len(parts)), side="right")
-    starts = np.concatenate([[0], ends[:-1]])
-    rounded = round_points(coords)
-    for start, end, k in zip(starts.tolist(), ends.tolist(), owner.tolist()):
-        out[to_clip[k]].append(rounded[start : end - 1])
+    rings = shapely.get_exterior_ring(parts)
+    rounded = round_points(shapely.get_coordinates(rings))
+    start = 0
+    for size, k in zip(shapely.get_num_coordinates(rings).tolist(), owner.tolist()):
+        out[k].append(rounded[start : start + size - 1])
+        start += size
     return out
 
 
@@ -434,20 +463,29 @@ class _Grid:
     def __init__(self, seed: int, frame: _Frame, i0: int, i1: int, j0: int, j1: int) -> None:
         self.seed, self.frame = seed, frame
         self.i0, self.i1, self.j0, self.j1 = i0, i1, j0, j1
-        pa = np.array([_line(seed, "A", i)[:4] for i in range(i0, i1 + 1)])
-        pb = np.array([_line(seed, "B", j)[:4] for j in range(j0, j1 + 1)])
-        self.kinds_a = [_line(seed, "A", i)[4] for i in range(i0, i1 + 1)]
-        self.kinds_b = [_line(seed, "B", j)[4] for j in range(j0, j1 + 1)]
+        lines_a = [_line(seed, "A", i) for i in range(i0, i1 + 1)]
+        lines_b = [_line(seed, "B", j) for j in range(j0, j1 + 1)]
+        pa = np.array([line[:4] for line in lines_a])
+        pb = np.array([line[:4] for line in lines_b])
+        self.kinds_a = [line[4] for line in lines_a]
+        self.kinds_b = [line[4] for line in lines_b]
         ba, aa, la, fa = (pa[:, k : k + 1] for k in range(4))
-        bb, ab, lb, fb = (pb[:, k][None, :] for k in range(4))
-        u = np.repeat(bb, len(pa), axis=0)
-        v = np.repeat(ba, len(pb), axis=1)
+        # every line parameter spread over the whole corner grid, contiguous: ufuncs on same-shape contiguous
+        # operands take numpy's fast path, broadcasting ones its much costlier iterator set-up (these grids are
+        # tiny: per-call overhead, not arithmetic, is the cost)
+        n_a, n_b = len(pa), len(pb)
+        ba_, aa_, la_, fa_ = pa.T[:, :, None].repeat(n_b, axis=2)
+        bb_, ab_, lb_, fb_ = pb.T[:, None, :].repeat(n_a, axis=1)
+        u, v = bb_.copy(), ba_.copy()
         # v = ba + aa * sin(2 pi u / la + fa), then u = bb + ab * sin(2 pi v / lb + fb), with the ufuncs writing
-        # into one scratch array (these grids are tiny: per-call overhead, not arithmetic, is the cost)
+        # into one scratch array
         two_pi = 2.0 * math.pi
         t = np.empty_like(u)
         for _ in range(_CORNER_ITERATIONS):
-            for src, dst, base, amp, wavelength, phase in ((u, v, ba, aa, la, fa), (v, u, bb, ab, lb, fb)):
+            for src, dst, base, amp, wavelength, phase in (
+                (u, v, ba_, aa_, la_, fa_),
+                (v, u, bb_, ab_, lb_, fb_),
+            ):
                 np.multiply(two_pi, src, out=t)
                 np.divide(t, wavelength, out=t)
                 np.add(t, phase, out=t)
@@ -458,14 +496,17 @@ class _Grid:
         # the same values as Python lists: single lookups are much faster than numpy indexing
         self.cu_list, self.cv_list = u.tolist(), v.tolist()
         # samples along every line over the span of the corners
-        self.ta0 = math.floor(float(u.min()) / EDGE_STEP_M) * EDGE_STEP_M
-        ta = self.ta0 + np.arange(math.ceil((float(u.max()) - self.ta0) / EDGE_STEP_M) + 1) * EDGE_STEP_M
+        # (ufunc reductions: the array methods go through Python-level wrappers)
+        self.ta0 = math.floor(float(np.minimum.reduce(u, axis=None)) / EDGE_STEP_M) * EDGE_STEP_M
+        u_max = float(np.maximum.reduce(u, axis=None))
+        ta = self.ta0 + np.arange(math.ceil((u_max - self.ta0) / EDGE_STEP_M) + 1) * EDGE_STEP_M
         va = ba + aa * np.sin(2.0 * math.pi * ta[None, :] / la + fa)
-        self.tb0 = math.floor(float(v.min()) / EDGE_STEP_M) * EDGE_STEP_M
-        tb = self.tb0 + np.arange(math.ceil((float(v.max()) - self.tb0) / EDGE_STEP_M) + 1) * EDGE_STEP_M
+        self.tb0 = math.floor(float(np.minimum.reduce(v, axis=None)) / EDGE_STEP_M) * EDGE_STEP_M
+        v_max = float(np.maximum.reduce(v, axis=None))
+        tb = self.tb0 + np.arange(math.ceil((v_max - self.tb0) / EDGE_STEP_M) + 1) * EDGE_STEP_M
         ub = pb[:, 0:1] + pb[:, 1:2] * np.sin(2.0 * math.pi * tb[None, :] / pb[:, 2:3] + pb[:, 3:4])
         # corners, A-line samples and B-line samples to pixels in one (element-wise) conversion
-        grids = ((u, v), (np.broadcast_to(ta, va.shape), va), (ub, np.broadcast_to(tb, ub.shape)))
+        grids = ((u, v), (ta[None, :].repeat(len(va), axis=0), va), (ub, tb[None, :].repeat(len(ub), axis=0)))
         px = frame.grid_to_px(
             np.concatenate([g[0].ravel() for g in grids]), np.concatenate([g[1].ravel() for g in grids])
         )
@@ -498,7 +539,9 @@ class _Grid:
         return pts if va <= vb else pts[::-1]
 
     def corner(self, i: int, j: int) -> np.ndarray:
-        return self.corner_px[i - self.i0, j - self.j0]
+        """Pixels of the intersection of A-line ``i`` and B-line ``j``, as a ``(1, 2)`` array."""
+        c = j - self.j0
+        return self.corner_px[i - self.i0, c : c + 1]
 
     def corner_xy(self, i: int, j: int) -> list[float]:
         """:meth:`corner` as a Python list ``[x, y]``."""
@@ -531,8 +574,6 @@ def layout(world_seed: int, origin: tuple[float, float], gsd: float, width: int,
     j0, j1 = math.floor(umin / world.spacing_u) - 1, math.floor(umax / world.spacing_u) + 2
     grid = _Grid(seed, frame, i0, i1, j0, j1)
 
-    regions: list[Region] = []
-    blocks: list[BlockInfo] = []
     angle_deg = world.angle
     wiggle_px = 0.05 * max(world.spacing_u, world.spacing_v) / gsd + 2.0
     inset_m = 0.04 * max(world.spacing_u, world.spacing_v) + 9.0
@@ -543,45 +584,54 @@ def layout(world_seed: int, origin: tuple[float, float], gsd: float, width: int,
     hi = np.maximum(np.maximum(first, right), np.maximum(down, diagonal))
     touching = (hi[..., 0] >= -wiggle_px) & (hi[..., 1] >= -wiggle_px)
     touching &= (lo[..., 0] <= width + wiggle_px) & (lo[..., 1] <= height + wiggle_px)
-    cells = [(i0 + ri, j0 + rj) for ri, rj in np.argwhere(touching).tolist()]
-    outlines = [
-        np.concatenate(
-            [
-                grid.corner(i, j)[None],
-                grid.a_edge(i, j, j + 1),
-                grid.corner(i, j + 1)[None],
-                grid.b_edge(j + 1, i, i + 1),
-                grid.corner(i + 1, j + 1)[None],
-                grid.a_edge(i + 1, j + 1, j),
-                grid.corner(i + 1, j)[None],
-                grid.b_edge(j, i + 1, i),
-            ]
+    rows, cols = touching.nonzero()
+    cells = [(i0 + ri, j0 + rj) for ri, rj in zip(rows.tolist(), cols.tolist())]
+    pieces: list[np.ndarray] = []
+    ends: list[int] = []
+    end = 0
+    for i, j in cells:
+        edges = (
+            grid.a_edge(i, j, j + 1),
+            grid.b_edge(j + 1, i, i + 1),
+            grid.a_edge(i + 1, j + 1, j),
+            grid.b_edge(j, i + 1, i),
         )
-        for i, j in cells
-    ]
-    for (i, j), poly_px, clipped in zip(cells, outlines, _clip_all(outlines, width, height)):
-        kind, variant, furrow = block_kind(seed, i, j)
-        region_ids = []
-        for part in clipped:
-            region_ids.append(len(regions))
-            regions.append(Region(len(regions), kind, part, None, variant, round(angle_deg + furrow, 3)))
-        if not region_ids:
+        pieces += (
+            grid.corner(i, j),
+            edges[0],
+            grid.corner(i, j + 1),
+            edges[1],
+            grid.corner(i + 1, j + 1),
+            edges[2],
+            grid.corner(i + 1, j),
+            edges[3],
+        )
+        end += 4 + len(edges[0]) + len(edges[1]) + len(edges[2]) + len(edges[3])
+        ends.append(end)
+    outlines = np.concatenate(pieces)
+    placement = _classify(outlines, ends, width, height)
+
+    # blocks not wholly outside, with their placement frames and sub-regions; those crossing the border are clipped
+    # below together with the crossing sub-regions (one shapely batch), and dropped if nothing of them is left
+    candidates: list[tuple[int, str, int, float, BlockInfo | None]] = []
+    for k, (i, j) in enumerate(cells):
+        if placement[k] == _OUTSIDE:
             continue
+        kind, variant, furrow = block_kind(seed, i, j)
+        block = None
         c00, c01 = grid.corner_uv(i, j), grid.corner_uv(i, j + 1)
         c10, c11 = grid.corner_uv(i + 1, j), grid.corner_uv(i + 1, j + 1)
         u0 = max(c00[0], c10[0]) + inset_m
         u1 = min(c01[0], c11[0]) - inset_m
         v0 = max(c00[1], c01[1]) + inset_m
         v1 = min(c10[1], c11[1]) - inset_m
-        if u1 - u0 < 4.0 or v1 - v0 < 4.0:
-            continue
-        blocks.append(
-            BlockInfo(
+        if u1 - u0 >= 4.0 and v1 - v0 >= 4.0:
+            block = BlockInfo(
                 ij=(i, j),
                 kind=kind,
                 variant=variant,
-                region_ids=region_ids,
-                polygon=poly_px.tolist(),
+                region_ids=[],
+                polygon=outlines[ends[k - 1] if k else 0 : ends[k]].tolist(),
                 center=frame.point_to_px((u0 + u1) / 2, (v0 + v1) / 2),
                 half_u=(u1 - u0) / 2 / gsd,
                 half_v=(v1 - v0) / 2 / gsd,
@@ -589,11 +639,49 @@ def layout(world_seed: int, origin: tuple[float, float], gsd: float, width: int,
                 seed=mix(seed, "block-objects", i, j),
                 subregions=_subregions(seed, i, j, kind, (u0, u1, v0, v1), frame),
             )
-        )
+        candidates.append((k, kind, variant, furrow, block))
+    subs = [(block, sub) for *_, block in candidates if block is not None for sub in block.subregions]
+    sub_ends = list(accumulate(len(sub.polygon) for _, sub in subs))
+    sub_points = np.array([point for _, sub in subs for point in sub.polygon], dtype=np.float64).reshape(
+        -1, 2
+    )
+    sub_placement = _classify(sub_points, sub_ends, width, height)
+    crossing = [k for k, *_ in candidates if placement[k] == _CROSSING]
+    sub_crossing = [s for s in range(len(subs)) if sub_placement[s] == _CROSSING]
+    # the crossing outlines and sub-regions, clipped together
+    shift = len(outlines)
+    clipped = _clip(
+        np.concatenate([outlines, sub_points]),
+        [(ends[k - 1] if k else 0, ends[k]) for k in crossing]
+        + [(shift + (sub_ends[s - 1] if s else 0), shift + sub_ends[s]) for s in sub_crossing],
+        width,
+        height,
+    )
+    block_parts = dict(zip(crossing, clipped))
+    sub_parts = dict(zip(sub_crossing, clipped[len(crossing) :]))
+
+    regions: list[Region] = []
+    blocks: list[BlockInfo] = []
+    for k, kind, variant, furrow, block in candidates:
+        if placement[k] == _INSIDE:
+            parts = [round_points(outlines[ends[k - 1] if k else 0 : ends[k]])]
+        else:
+            parts = block_parts[k]
+        region_ids = []
+        for part in parts:
+            region_ids.append(len(regions))
+            regions.append(Region(len(regions), kind, part, None, variant, round(angle_deg + furrow, 3)))
+        if region_ids and block is not None:
+            block.region_ids = region_ids
+            blocks.append(block)
     # sub-regions are drawn after all blocks
-    subs = [(block, sub) for block in blocks for sub in block.subregions]
-    sub_parts = _clip_all([np.asarray(sub.polygon) for _, sub in subs], width, height)
-    for (block, sub), clipped in zip(subs, sub_parts):
+    for s, (block, sub) in enumerate(subs):
+        if not block.region_ids:  # the block was clipped away
+            continue
+        if sub_placement[s] == _INSIDE:
+            parts = [round_points(sub_points[sub_ends[s - 1] if s else 0 : sub_ends[s]])]
+        else:
+            parts = sub_parts.get(s, [])
         rect_frame = None
         if sub.kind != "water":
             rect_frame = [
@@ -602,7 +690,7 @@ def layout(world_seed: int, origin: tuple[float, float], gsd: float, width: int,
                 round2(sub.half_u),
                 round2(sub.half_v),
             ]
-        for part in clipped:
+        for part in parts:
             sub.region_ids.append(len(regions))
             regions.append(
                 Region(len(regions), sub.kind, part, block.region_ids[0], 0, angle_deg, rect_frame)
@@ -672,26 +760,40 @@ def _subregions(
     return out
 
 
-def _trim(points: np.ndarray, width: int, height: int, margin: float) -> list[np.ndarray]:
-    """Pieces of a polyline that come within ``margin`` of the window, each keeping one vertex beyond it."""
-    inside = (
-        (points[:, 0] >= -margin)
-        & (points[:, 0] <= width + margin)
-        & (points[:, 1] >= -margin)
-        & (points[:, 1] <= height + margin)
-    )
-    if not inside.any():
-        return []
-    idx = np.flatnonzero(inside)
-    pieces = []
-    start = prev = int(idx[0])
-    for k in idx[1:].tolist():
-        if k != prev + 1:
-            pieces.append((start, prev))
-            start = k
-        prev = k
-    pieces.append((start, prev))
-    return [points[max(0, a - 1) : min(len(points), b + 2)] for a, b in pieces]
+def _trim(
+    points: np.ndarray, ends: list[int], margins: list[float], width: int, height: int
+) -> list[list[tuple[int, int]]]:
+    """Pieces of polylines that come within their margin of the window, each keeping one vertex beyond it.
+
+    The polylines are given concatenated (``points[ends[k - 1]:ends[k]]`` is polyline ``k``); returns, for each, the
+    ``(start, end)`` row ranges of its pieces in ``points`` (pieces of a single point are left out).
+    """
+    pieces: list[list[tuple[int, int]]] = [[] for _ in ends]
+    if not ends:
+        return pieces
+    margin = np.array(margins).repeat([end - start for start, end in zip([0, *ends], ends)])
+    x, y = points[:, 0], points[:, 1]
+    inside = (x >= -margin) & (x <= width + margin) & (y >= -margin) & (y <= height + margin)
+    line, line_start, start, prev = 0, 0, -1, -2
+    for k in inside.nonzero()[0].tolist():
+        if k == prev + 1 and k < ends[line]:
+            prev = k
+            continue
+        if start >= 0:
+            _add_piece(pieces[line], max(line_start, start - 1), min(ends[line], prev + 2))
+        while k >= ends[line]:
+            line_start = ends[line]
+            line += 1
+        start = prev = k
+    if start >= 0:
+        _add_piece(pieces[line], max(line_start, start - 1), min(ends[line], prev + 2))
+    return pieces
+
+
+def _add_piece(pieces: list[tuple[int, int]], start: int, end: int) -> None:
+    """Append the row range ``(start, end)`` to ``pieces`` if it holds a line (at least two points)."""
+    if end - start >= 2:
+        pieces.append((start, end))
 
 
 def _roads(grid: _Grid, width: int, height: int) -> list[Polyline]:
@@ -699,52 +801,59 @@ def _roads(grid: _Grid, width: int, height: int) -> list[Polyline]:
     seed, gsd = grid.seed, grid.frame.gsd
     world = grid.frame.world
     reach = (0.05 * max(world.spacing_u, world.spacing_v) + ROAD_WIDTH_M["major-road"]) / gsd
-    roads: list[Polyline] = []
+    # a segment is near when the box of its two corners meets the window grown by ``reach``
+    lo, x_hi, y_hi = -reach, width + reach, height + reach
     lines = [("A", i, grid.kinds_a[i - grid.i0]) for i in range(grid.i0, grid.i1 + 1)]
     lines += [("B", j, grid.kinds_b[j - grid.j0]) for j in range(grid.j0, grid.j1 + 1)]
+    # runs of present segments, concatenated so that they are trimmed all at once
+    pieces: list[np.ndarray] = []
+    ends: list[int] = []
+    end = 0
+    run_kinds: list[str] = []
     for family, index, kind in lines:
         if kind == "none":
             continue
         s0, s1 = (grid.j0, grid.j1) if family == "A" else (grid.i0, grid.i1)
+        if family == "A":
+            corners = [grid.corner_xy(index, seg) for seg in range(s0, s1 + 1)]
+        else:
+            corners = [grid.corner_xy(seg, index) for seg in range(s0, s1 + 1)]
         present = []
-        for seg in range(s0, s1):
-            a = grid.corner_xy(index, seg) if family == "A" else grid.corner_xy(seg, index)
-            b = grid.corner_xy(index, seg + 1) if family == "A" else grid.corner_xy(seg + 1, index)
-            near = not (
-                max(a[0], b[0]) < -reach
-                or max(a[1], b[1]) < -reach
-                or min(a[0], b[0]) > width + reach
-                or min(a[1], b[1]) > height + reach
+        for (ax, ay), (bx, by), seg in zip(corners, corners[1:], range(s0, s1)):
+            # not (max(ax, bx) < lo or max(ay, by) < lo or min(ax, bx) > x_hi or min(ay, by) > y_hi)
+            near = (
+                (ax >= lo or bx >= lo)
+                and (ay >= lo or by >= lo)
+                and (ax <= x_hi or bx <= x_hi)
+                and (ay <= y_hi or by <= y_hi)
             )
-            present.append(near and _segment_present(seed, family, index, seg))
-        runs: list[np.ndarray] = []
-        run: list[np.ndarray] = []
+            present.append(near and _segment_present(seed, family, index, seg, kind))
         for k, seg in enumerate(range(s0, s1)):
             if not present[k]:
                 continue
             if family == "A":
-                run += [grid.corner(index, seg)[None], grid.a_edge(index, seg, seg + 1)]
-                end = grid.corner(index, seg + 1)
+                edge = grid.a_edge(index, seg, seg + 1)
+                pieces += (grid.corner(index, seg), edge)
             else:
-                run += [grid.corner(seg, index)[None], grid.b_edge(index, seg, seg + 1)]
-                end = grid.corner(seg + 1, index)
+                edge = grid.b_edge(index, seg, seg + 1)
+                pieces += (grid.corner(seg, index), edge)
+            end += 1 + len(edge)
             if k == len(present) - 1 or not present[k + 1]:
-                runs.append(np.concatenate([*run, end[None]]))
-                run = []
+                pieces.append(grid.corner(index, seg + 1) if family == "A" else grid.corner(seg + 1, index))
+                end += 1
+                ends.append(end)
+                run_kinds.append(kind)
+    roads: list[Polyline] = []
+    if not pieces:
+        return roads
+    points = np.concatenate(pieces)
+    pieces = _trim(points, ends, [ROAD_WIDTH_M[kind] / gsd for kind in run_kinds], width, height)
+    for kind, run_pieces in zip(run_kinds, pieces):
         width_m = ROAD_WIDTH_M[kind]
-        for px in runs:
-            for piece in _trim(px, width, height, width_m / gsd):
-                if len(piece) < 2:
-                    continue
-                roads.append(
-                    Polyline(
-                        len(roads),
-                        kind,
-                        round2(width_m / gsd),
-                        width_m,
-                        round_points(piece),
-                    )
-                )
+        for start, end in run_pieces:
+            roads.append(
+                Polyline(len(roads), kind, round2(width_m / gsd), width_m, round_points(points[start:end]))
+            )
     roads.sort(key=lambda r: (r.kind != "minor-road", r.id))  # minor first: majors are drawn on top
     for k, road in enumerate(roads):
         road.id = k
@@ -755,7 +864,8 @@ def _rivers(
     seed: int, frame: _Frame, box: tuple[float, float, float, float], width: int, height: int
 ) -> list[Polyline]:
     umin, umax, vmin, vmax = box
-    rivers: list[Polyline] = []
+    lines: list[np.ndarray] = []
+    widths_m: list[float] = []
     for family, (a0, a1), (b0, b1) in (("A", (umin, umax), (vmin, vmax)), ("B", (vmin, vmax), (umin, umax))):
         reach = 200.0  # max meander amplitude + half width
         for band in range(
@@ -766,59 +876,70 @@ def _rivers(
                 continue
             t = np.arange(math.floor(a0 / EDGE_STEP_M) - 1, math.ceil(a1 / EDGE_STEP_M) + 2) * EDGE_STEP_M
             c = river_centre(seed, family, band, t)
-            px = frame.grid_to_px(t, c) if family == "A" else frame.grid_to_px(c, t)
-            width_m = params[7]
-            for piece in _trim(px, width, height, width_m / frame.gsd):
-                if len(piece) < 2:
-                    continue
-                rivers.append(
-                    Polyline(
-                        0,
-                        "river",
-                        round2(width_m / frame.gsd),
-                        round(width_m, 2),
-                        round_points(piece),
-                    )
+            lines.append(frame.grid_to_px(t, c) if family == "A" else frame.grid_to_px(c, t))
+            widths_m.append(params[7])
+    rivers: list[Polyline] = []
+    if not lines:
+        return rivers
+    points = np.concatenate(lines)
+    ends = list(accumulate(len(line) for line in lines))
+    pieces = _trim(points, ends, [width_m / frame.gsd for width_m in widths_m], width, height)
+    for width_m, line_pieces in zip(widths_m, pieces):
+        for start, end in line_pieces:
+            rivers.append(
+                Polyline(
+                    len(rivers),
+                    "river",
+                    round2(width_m / frame.gsd),
+                    round(width_m, 2),
+                    round_points(points[start:end]),
                 )
-    for k, river in enumerate(rivers):
-        river.id = k
+            )
     return rivers
 
 
 def _bridges(roads: list[Polyline], rivers: list[Polyline]) -> list[BridgeSite]:
-    """Road/river centre-line crossings (vectorised segment intersection)."""
+    """Road/river centre-line crossings (segment intersection, vectorised over all road segments at once)."""
     sites: list[BridgeSite] = []
+    if not rivers or not roads:
+        return sites
+    starts: list[list[float]] = []
+    stops: list[list[float]] = []
+    owner: list[Polyline] = []
+    for road in roads:
+        starts += road.points[:-1]
+        stops += road.points[1:]
+        owner += [road] * (len(road.points) - 1)
+    pa, pb = np.array(starts), np.array(stops)
+    d1 = (pb - pa)[:, None, :]
     for river in rivers:
         r = np.asarray(river.points)
         ra, rb = r[:-1], r[1:]
-        for road in roads:
-            p = np.asarray(road.points)
-            pa, pb = p[:-1], p[1:]
-            d1 = (pb - pa)[:, None, :]
-            d2 = (rb - ra)[None, :, :]
-            denom = d1[..., 0] * d2[..., 1] - d1[..., 1] * d2[..., 0]
-            diff = ra[None, :, :] - pa[:, None, :]
-            with np.errstate(divide="ignore", invalid="ignore"):
-                t = (diff[..., 0] * d2[..., 1] - diff[..., 1] * d2[..., 0]) / denom
-                s = (diff[..., 0] * d1[..., 1] - diff[..., 1] * d1[..., 0]) / denom
-            hit = (denom != 0) & (t >= 0) & (t < 1) & (s >= 0) & (s < 1)
-            for a, b in zip(*np.nonzero(hit)):
-                pt = pa[a] + t[a, b] * (pb[a] - pa[a])
-                road_dir = pb[a] - pa[a]
-                river_dir = rb[b] - ra[b]
-                cross = abs(float(np.cross(road_dir, river_dir))) / (
-                    float(np.linalg.norm(road_dir)) * float(np.linalg.norm(river_dir))
+        d2 = (rb - ra)[None, :, :]
+        denom = d1[..., 0] * d2[..., 1] - d1[..., 1] * d2[..., 0]
+        diff = ra[None, :, :] - pa[:, None, :]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = (diff[..., 0] * d2[..., 1] - diff[..., 1] * d2[..., 0]) / denom
+            s = (diff[..., 0] * d1[..., 1] - diff[..., 1] * d1[..., 0]) / denom
+        hit = (denom != 0) & (t >= 0) & (t < 1) & (s >= 0) & (s < 1)
+        for a, b in zip(*np.nonzero(hit)):
+            pt = pa[a] + t[a, b] * (pb[a] - pa[a])
+            road_dir = pb[a] - pa[a]
+            river_dir = rb[b] - ra[b]
+            # the 2-D cross product, as np.cross computes it
+            cross = abs(float(road_dir[0] * river_dir[1] - road_dir[1] * river_dir[0])) / (
+                float(np.linalg.norm(road_dir)) * float(np.linalg.norm(river_dir))
+            )
+            sites.append(
+                BridgeSite(
+                    float(pt[0]),
+                    float(pt[1]),
+                    math.degrees(math.atan2(road_dir[1], road_dir[0])),
+                    owner[a].width,
+                    river.width,
+                    max(cross, 0.3),
                 )
-                sites.append(
-                    BridgeSite(
-                        float(pt[0]),
-                        float(pt[1]),
-                        math.degrees(math.atan2(road_dir[1], road_dir[0])),
-                        road.width,
-                        river.width,
-                        max(cross, 0.3),
-                    )
-                )
+            )
     return sites
 
 
@@ -845,13 +966,12 @@ def find_landuse(
     radius = 0
     checked = 0
     while checked < tries:
+        # the ring of blocks at Chebyshev distance ``radius``, row by row
         for di in range(-radius, radius + 1):
-            for dj in range(-radius, radius + 1):
-                if max(abs(di), abs(dj)) != radius:
-                    continue
+            for dj in range(-radius, radius + 1) if abs(di) == radius else (-radius, radius):
                 checked += 1
                 i, j = i_c + di, j_c + dj
-                if block_kind(world_seed, i, j)[0] == kind:
+                if _landuse(world_seed, i, j) == kind:
                     a, b = _corner(world_seed, i, j), _corner(world_seed, i + 1, j + 1)
                     x, y = world.to_xy((a[0] + b[0]) / 2, (a[1] + b[1]) / 2)
                     return float(x), float(y)
