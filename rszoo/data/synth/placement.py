@@ -29,11 +29,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from rszoo.data.synth.categories import CATEGORY_SPECS, LANDCOVER_CLASSES, category_rgb, size_class
-from rszoo.data.synth.geometry import order_rounded, polys_overlap, round2_all
+from rszoo.data.synth.geometry import _NEAREST, order_rounded, round2_all
 from rszoo.data.synth.graph import Polyline, Region, SceneObject
 from rszoo.data.synth.raster import layout_raster
 from rszoo.data.synth.shapes import STYLES
-from rszoo.data.synth.sites import apron_stands, parking_stalls
+from rszoo.data.synth.sites import apron_stands, parking_stalls, stall_rows
 from rszoo.data.synth.world import BlockInfo, BridgeSite
 
 if TYPE_CHECKING:
@@ -86,14 +86,25 @@ def _bounds(points: Sequence[Sequence[float]]) -> tuple[float, float, float, flo
     return min(xs), min(ys), max(xs), max(ys)
 
 
-# (category, style) pairs whose outline is the oriented box itself: their mask polygon is the box's corners
+def _axes(frame: BlockInfo | tuple[float, float, float]) -> tuple[float, float, float, float]:
+    """Origin and the cosine and sine of the angle of a block or a ``(cx, cy, angle)`` frame: a point ``(a, b)`` of
+    the frame is at ``(ox + a * c - b * s, oy + a * s + b * c)`` (hoisted out of the per-candidate loops)."""
+    if isinstance(frame, BlockInfo):
+        ox, oy, angle = frame.center[0], frame.center[1], frame.angle
+    else:
+        ox, oy, angle = frame
+    t = math.radians(angle)
+    return ox, oy, math.cos(t), math.sin(t)
+
+
+# the outline (mask polygon in the unit frame) of each (category, style); None where it is the oriented box itself,
+# whose mask polygon is then the box's corners
 _BOX_OUTLINE = ((-1, -1), (1, -1), (1, 1), (-1, 1))
-_BOX_STYLES = frozenset(
-    (category, name)
+_OUTLINES = {
+    (category, name): None if st.outline == _BOX_OUTLINE else st.outline
     for category, styles in STYLES.items()
     for name, st in styles.items()
-    if st.outline == _BOX_OUTLINE
-)
+}
 
 
 class _LabelTiles:
@@ -192,8 +203,10 @@ class Placer:
         self.density = density
         self.objects: list[SceneObject] = []
         self.labels = _LabelTiles(regions, rivers, roads, gsd, width, height, landcover)
-        self._cells: dict[tuple[int, int], list[int]] = defaultdict(list)
-        self._corners: dict[int, list[list[float]]] = {}
+        # occupancy grid: per 64 px cell, (x1, y1, x2, y2, corners, id) of each placed object whose box reaches it
+        self._cells: dict[
+            tuple[int, int], list[tuple[float, float, float, float, list[list[float]], int]]
+        ] = defaultdict(list)
         self._boxes: dict[int, list[float]] = {}
         self._next_id = 0
 
@@ -207,13 +220,13 @@ class Placer:
 
     def remove(self, obj: SceneObject) -> None:
         """Forget an object (it no longer blocks other placements)."""
-        box = self._boxes.pop(obj.id, obj.hbox)
+        oid = obj.id
+        box = self._boxes.pop(oid, obj.hbox)
         for key in self._cell_keys(box):
-            ids = self._cells.get(key)
-            if ids and obj.id in ids:
-                ids.remove(obj.id)
-        self._corners.pop(obj.id, None)
-        self.objects = [o for o in self.objects if o.id != obj.id]
+            entries = self._cells.get(key)
+            if entries:
+                entries[:] = [e for e in entries if e[5] != oid]
+        self.objects = [o for o in self.objects if o.id != oid]
 
     def _cell_keys(self, box: Sequence[float]) -> list[tuple[int, int]]:
         return [
@@ -225,36 +238,43 @@ class Placer:
     def _register(self, obj: SceneObject, corners: list[list[float]], box: list[float]) -> None:
         self.objects.append(obj)
         oid = obj.id
-        self._corners[oid] = corners
         self._boxes[oid] = box
-        cells = self._cells
-        for cy in range(int(box[1] // _CELL), int(box[3] // _CELL) + 1):
-            for cx in range(int(box[0] // _CELL), int(box[2] // _CELL) + 1):
-                cells[cx, cy].append(oid)
-
-    def _collides(self, box: Sequence[float], corners: list[list[float]], pad: float) -> bool:
         x1, y1, x2, y2 = box
-        boxes, cells = self._boxes, self._cells
+        entry = (x1, y1, x2, y2, corners, oid)
+        cells = self._cells
         kx0, kx1, ky0, ky1 = int(x1 // _CELL), int(x2 // _CELL), int(y1 // _CELL), int(y2 // _CELL)
         if kx0 == kx1 and ky0 == ky1:
-            near: Iterable[int] = cells.get((kx0, ky0), ())
+            cells[kx0, ky0].append(entry)  # the common case: the box lies in one cell
+            return
+        for cy in range(ky0, ky1 + 1):
+            for cx in range(kx0, kx1 + 1):
+                cells[cx, cy].append(entry)
+
+    def _collides(
+        self, x1: float, y1: float, x2: float, y2: float, corners: list[list[float]], pad: float
+    ) -> bool:
+        cells = self._cells
+        kx0, kx1, ky0, ky1 = int(x1 // _CELL), int(x2 // _CELL), int(y1 // _CELL), int(y2 // _CELL)
+        if kx0 == kx1 and ky0 == ky1:
+            near: Iterable[tuple[float, float, float, float, list[list[float]], int]] = cells.get(
+                (kx0, ky0), ()
+            )
         else:
-            # an object spanning several cells is listed in each: test it once
-            near = {
-                oid
-                for cy in range(ky0, ky1 + 1)
-                for cx in range(kx0, kx1 + 1)
-                for oid in cells.get((cx, cy), ())
-            }
-        for oid in near:
+            # an object spanning several of these cells is tested once per cell: the same answer each time (a loop,
+            # not a comprehension: that would turn this function's locals into closure cells)
+            near = []
+            for cy in range(ky0, ky1 + 1):
+                for cx in range(kx0, kx1 + 1):
+                    near += cells.get((cx, cy), ())
+        left, top = x1 - pad, y1 - pad
+        for bx1, by1, bx2, by2, other, _ in near:
             # boxes_overlap inlined (hot), then the exact test
-            b = boxes[oid]
             if (
-                x1 - pad < b[2]
-                and b[0] - pad < x2
-                and y1 - pad < b[3]
-                and b[1] - pad < y2
-                and polys_overlap(corners, self._corners[oid], pad, rectangles=True)
+                left < bx2
+                and bx1 - pad < x2
+                and top < by2
+                and by1 - pad < y2
+                and _boxes_meet(corners, other, pad)
             ):
                 return True
         return False
@@ -271,25 +291,65 @@ class Placer:
 
     def _edges_on(self, corners: list[list[float]], cx: float, cy: float, allowed: frozenset[int]) -> bool:
         """The 8 probes of :meth:`fits` besides the centre: just inside each corner and each edge midpoint."""
-        labels = self.labels
-        data = labels.single
-        w, h = self.width, self.height
-        nx, ny = corners[0]
-        for k in (3, 2, 1, 0):
-            x, y = corners[k]
-            mx, my = (x + nx) / 2, (y + ny) / 2  # midpoint of the edge from corner k to corner k + 1
-            nx, ny = x, y
-            px, py = x + (cx - x) * 0.08, y + (cy - y) * 0.08
-            qx, qy = mx + (cx - mx) * 0.08, my + (cy - my) * 0.08
-            if data is not None:
-                # LabelTiles.at inlined for the common single-tile scene (hot); outside the image is never allowed
-                if not (0 <= px < w and 0 <= py < h) or data[int(px), int(py)] not in allowed:
-                    return False
-                if not (0 <= qx < w and 0 <= qy < h) or data[int(qx), int(qy)] not in allowed:
-                    return False
-            elif labels.at(px, py) not in allowed or labels.at(qx, qy) not in allowed:
-                return False
-        return True
+        (x0, y0), (x1, y1), (x2, y2), (x3, y3) = corners
+        return self._probes_on(x0, y0, x1, y1, x2, y2, x3, y3, cx, cy, allowed, True)
+
+    def _probes_on(
+        self,
+        x0: float,
+        y0: float,
+        x1: float,
+        y1: float,
+        x2: float,
+        y2: float,
+        x3: float,
+        y3: float,
+        cx: float,
+        cy: float,
+        allowed: frozenset[int],
+        near_border: bool,
+    ) -> bool:
+        """:meth:`_edges_on` for the corners ``(x0, y0) .. (x3, y3)``; unless ``near_border``, the box is known to
+        keep a pixel from the image border, so no probe needs a bounds check."""
+        # the corner probes first: they reach farthest from the centre, so a misplaced candidate usually fails
+        # there (the edge probes lie halfway between them)
+        px0, py0 = x0 + (cx - x0) * 0.08, y0 + (cy - y0) * 0.08
+        px1, py1 = x1 + (cx - x1) * 0.08, y1 + (cy - y1) * 0.08
+        px2, py2 = x2 + (cx - x2) * 0.08, y2 + (cy - y2) * 0.08
+        px3, py3 = x3 + (cx - x3) * 0.08, y3 + (cy - y3) * 0.08
+        # edge midpoints (x_k + x_k+1) / 2, then moved as far towards the centre
+        mx, my = (x0 + x1) / 2, (y0 + y1) / 2
+        qx0, qy0 = mx + (cx - mx) * 0.08, my + (cy - my) * 0.08
+        mx, my = (x1 + x2) / 2, (y1 + y2) / 2
+        qx1, qy1 = mx + (cx - mx) * 0.08, my + (cy - my) * 0.08
+        mx, my = (x2 + x3) / 2, (y2 + y3) / 2
+        qx2, qy2 = mx + (cx - mx) * 0.08, my + (cy - my) * 0.08
+        mx, my = (x3 + x0) / 2, (y3 + y0) / 2
+        qx3, qy3 = mx + (cx - mx) * 0.08, my + (cy - my) * 0.08
+        data = self.labels.single
+        if data is None or near_border:
+            at = self.labels.at  # bounds-checked: outside the image is never allowed
+            return (
+                at(px0, py0) in allowed
+                and at(px1, py1) in allowed
+                and at(px2, py2) in allowed
+                and at(px3, py3) in allowed
+                and at(qx0, qy0) in allowed
+                and at(qx1, qy1) in allowed
+                and at(qx2, qy2) in allowed
+                and at(qx3, qy3) in allowed
+            )
+        # LabelTiles.at inlined for the common single-tile scene (hot)
+        return (
+            data[int(px0), int(py0)] in allowed
+            and data[int(px1), int(py1)] in allowed
+            and data[int(px2), int(py2)] in allowed
+            and data[int(px3), int(py3)] in allowed
+            and data[int(qx0), int(qy0)] in allowed
+            and data[int(qx1), int(qy1)] in allowed
+            and data[int(qx2), int(qy2)] in allowed
+            and data[int(qx3), int(qy3)] in allowed
+        )
 
     def place(
         self,
@@ -330,7 +390,8 @@ class Placer:
         c, s = math.cos(a), math.sin(a)
         ext_x = abs(length * c) / 2 + abs(breadth * s) / 2
         ext_y = abs(length * s) / 2 + abs(breadth * c) / 2
-        if cx - ext_x < 0.0 or cy - ext_y < 0.0 or cx + ext_x > width or cy + ext_y > height:
+        bx1, by1, bx2, by2 = cx - ext_x, cy - ext_y, cx + ext_x, cy + ext_y
+        if bx1 < 0.0 or by1 < 0.0 or bx2 > width or by2 > height:
             return None
         # obb_corners(cx, cy, length, breadth, angle) with its products shared (same arithmetic, same order)
         hlc, hls, hbs, hbc = length / 2 * c, length / 2 * s, breadth / 2 * s, breadth / 2 * c
@@ -339,54 +400,56 @@ class Placer:
         x2, y2 = cx + hlc - hbs, cy + hls + hbc
         x3, y3 = cx - hlc - hbs, cy - hls + hbc
         corners = [[x0, y0], [x1, y1], [x2, y2], [x3, y3]]
-        # fits() without its centre probe (done above)
-        for x, y in corners:
-            if x < 0.0 or y < 0.0 or x > width or y > height:
-                return None
-        if allowed is not None and not self._edges_on(corners, cx, cy, allowed):
+        # fits() without its centre probe (done above). The corners are the box's up to rounding (~1e-13 px), so
+        # a box a pixel clear of the border has them, and every probe, well inside the image.
+        near_border = bx1 < 1.0 or by1 < 1.0 or bx2 > width - 1.0 or by2 > height - 1.0
+        if near_border:
+            for x, y in corners:
+                if x < 0.0 or y < 0.0 or x > width or y > height:
+                    return None
+        if self._collides(bx1, by1, bx2, by2, corners, pad_m / gsd):
             return None
-        box = [cx - ext_x, cy - ext_y, cx + ext_x, cy + ext_y]
-        if self._collides(box, corners, pad_m / gsd):
+        if allowed is not None and not self._probes_on(
+            x0, y0, x1, y1, x2, y2, x3, y3, cx, cy, allowed, near_border
+        ):
             return None
         rng = self.rng
         spec = CATEGORY_SPECS[category]
         if colour is None:
             colour = _weighted(rng, spec.colours, _COLOUR_TOTALS[category])
-        # randrange(-6, 7) is what randint(-6, 6) calls: the same draws, one call fewer
-        jitter = (
-            (rng.randrange(-6, 7), rng.randrange(-6, 7), rng.randrange(-6, 7)) if rgb is None else (0, 0, 0)
-        )
+        if rgb is None:
+            # randrange(-6, 7) is -6 + _randbelow(13): the same draws, without randrange's argument checks
+            randbelow = rng._randbelow
+            jitter = (randbelow(13) - 6, randbelow(13) - 6, randbelow(13) - 6)
         if height_m is None:
             lo, hi = spec.height_m
             height_m = lo + (hi - lo) * rng.random()
-        styles = STYLES[category]
         if style is None:
-            style = next(iter(styles))
-        # every number the graph stores, rounded in one pass; round2 equals round(v, 2) for the (non-negative)
-        # float heights, other types keep round()'s result type
-        floats = (x0, y0, x1, y1, x2, y2, x3, y3, cx, cy, length, breadth, angle)
-        r = round2_all((*floats, height_m) if type(height_m) is float else floats)
-        height_m = r[13] if len(r) == 14 else round(height_m, 2)
+            style = next(iter(STYLES[category]))
+        # every number the graph stores, rounded in one pass (with the outline's vertices, unit frame -> pixels in
+        # plain Python: 4-24 vertices are too few for numpy to pay off); round2 equals round(v, 2) for the
+        # (non-negative) float heights, other types keep round()'s result type
+        floats = [x0, y0, x1, y1, x2, y2, x3, y3, cx, cy, length, breadth, angle]
+        float_height = type(height_m) is float
+        if float_height:
+            floats.append(height_m)
+        r = round2_all(floats)
+        height_m = r[13] if float_height else round(height_m, 2)
         corners_r = [[r[0], r[1]], [r[2], r[3]], [r[4], r[5]], [r[6], r[7]]]
-        if (category, style) in _BOX_STYLES:
+        outline = _OUTLINES[category, style]
+        if outline is None:
             # the outline is the unit square in corner order: u, v = +-1 give the corners' exact floats
-            shape = [p[:] for p in corners_r]
+            shape = [[r[0], r[1]], [r[2], r[3]], [r[4], r[5]], [r[6], r[7]]]
         else:
-            # unit frame -> pixels in plain Python: outlines have 4-24 vertices, too few for numpy to pay off
-            flat = round2_all(
-                [
-                    q
-                    for u, v in styles[style].outline
-                    for q in (cx + u * hlc - v * hbs, cy + u * hls + v * hbc)
-                ]
-            )
-            shape = [[flat[i], flat[i + 1]] for i in range(0, len(flat), 2)]
+            shape = _outline_px(outline, cx, cy, hlc, hls, hbs, hbc)
         if rgb is None:
-            base = category_rgb(category, colour)
+            red, green, blue = category_rgb(category, colour)
+            red, green, blue = red + jitter[0], green + jitter[1], blue + jitter[2]
+            # clamped to 0..255 (as min(255, max(0, v)), without the calls)
             rgb = (
-                min(255, max(0, base[0] + jitter[0])),
-                min(255, max(0, base[1] + jitter[1])),
-                min(255, max(0, base[2] + jitter[2])),
+                red if 0 <= red <= 255 else (0 if red < 0 else 255),
+                green if 0 <= green <= 255 else (0 if green < 0 else 255),
+                blue if 0 <= blue <= 255 else (0 if blue < 0 else 255),
             )
         hbox = [
             max(0.0, min(r[0], r[2], r[4], r[6])),
@@ -416,7 +479,7 @@ class Placer:
             self._next_id += 1
         else:
             self._next_id = max(self._next_id, object_id + 1)
-        self._register(obj, corners, box)
+        self._register(obj, corners, [bx1, by1, bx2, by2])
         return obj
 
     def relocate(self, obj: SceneObject, tries: int = 40) -> SceneObject | None:
@@ -511,9 +574,10 @@ class Placer:
             self._bridge(site)
         order = ("airport", "industrial", "residential", "grassland", "cropland", "bare-soil", "forest")
         for kind in order:
+            fill = getattr(self, "_" + kind.replace("-", "_"))
             for block in blocks:
                 if block.kind == kind:
-                    getattr(self, "_" + kind.replace("-", "_"))(block)
+                    fill(block)
         for block in blocks:
             for sub in block.subregions:
                 if sub.kind == "water" and sub.region_ids:
@@ -649,45 +713,60 @@ class Placer:
 
     def _industrial(self, block: BlockInfo) -> None:
         rng = self.rng
+        # rng.uniform(lo, hi) written out as lo + (hi - lo) * random(), rng.choice(seq) as
+        # seq[_randbelow(len(seq))] in the loops: the same draws and floats, without the Python calls
+        random, randbelow = rng.random, rng._randbelow
         gsd = self.gsd
+        width, height = self.width, self.height
         seen = self._visible(block, block.half_u, block.half_v)
         if seen is None:
             return
         a0, a1, b0, b1 = seen
+        ox, oy, c, s = _axes(block)
         # sampling area: the visible part of the block, as half extents around its middle
         ma, mb = (a0 + a1) / 2, (b0 + b1) / 2
         hu, hv = (a1 - a0) / 2, (b1 - b0) / 2
+        span_u, span_v = hu - -hu, hv - -hv  # rng.uniform(-hu, hu) is -hu + span_u * random()
         for _ in range(self._count(1.8)):
-            length_m = rng.uniform(24.0, 80.0)
-            breadth_m = length_m * rng.uniform(0.45, 0.8)
+            length_m = 24.0 + (80.0 - 24.0) * random()
+            breadth_m = length_m * (0.45 + (0.8 - 0.45) * random())
             for _attempt in range(6):
-                x, y = self._point(block, ma + rng.uniform(-hu, hu), mb + rng.uniform(-hv, hv))
+                a, b = ma + (-hu + span_u * random()), mb + (-hv + span_v * random())
+                x, y = ox + a * c - b * s, oy + a * s + b * c
+                heading = block.angle + (0.0, 90.0)[randbelow(2)]
+                style = "warehouse" if random() < 0.55 else "flat"
+                height_m = 7.0 + (16.0 - 7.0) * random()
+                if not (0 <= x < width and 0 <= y < height):
+                    continue  # place() turns down a centre off the image before it draws anything
                 if self.place(
                     "building",
                     x,
                     y,
                     length_m,
                     breadth_m,
-                    block.angle + rng.choice((0.0, 90.0)),
+                    heading,
                     allowed=INDUSTRIAL,
                     context="industrial",
-                    style="warehouse" if rng.random() < 0.55 else "flat",
-                    height_m=rng.uniform(7.0, 16.0),
+                    style=style,
+                    height_m=height_m,
                 ):
                     break
-        if rng.random() < 0.6 * min(1.0, self.density):
+        if random() < 0.6 * min(1.0, self.density):
             diameter = rng.uniform(9.0, 36.0)
             nx, ny = rng.randint(1, 4), rng.randint(1, 3)
             spacing = diameter * rng.uniform(1.25, 1.5) / gsd
             ca, cb = ma + rng.uniform(-hu, hu) * 0.6, mb + rng.uniform(-hv, hv) * 0.6
-            colour = "white" if rng.random() < 0.75 else "gray"
-            style = "floating" if rng.random() < 0.7 else "dome"
+            colour = "white" if random() < 0.75 else "gray"
+            style = "floating" if random() < 0.7 else "dome"
             for ix in range(nx):
                 for iy in range(ny):
                     a = ca + (ix - (nx - 1) / 2) * spacing
                     b = cb + (iy - (ny - 1) / 2) * spacing
-                    x, y = self._point(block, a, b)
-                    d = diameter * rng.uniform(0.96, 1.04)
+                    x, y = ox + a * c - b * s, oy + a * s + b * c
+                    d = diameter * (0.96 + (1.04 - 0.96) * random())
+                    height_m = min(20.0, d * (0.45 + (0.8 - 0.45) * random()))
+                    if not (0 <= x < width and 0 <= y < height):
+                        continue
                     self.place(
                         "storage-tank",
                         x,
@@ -699,20 +778,24 @@ class Placer:
                         context="tank-farm",
                         colour=colour,
                         style=style,
-                        height_m=min(20.0, d * rng.uniform(0.45, 0.8)),
+                        height_m=height_m,
                     )
-        if rng.random() < 0.6 * min(1.0, self.density):
+        if random() < 0.6 * min(1.0, self.density):
             n = rng.randint(2, 6)
             length_m = rng.uniform(9.0, 17.0)
             ca, cb = ma + rng.uniform(-hu, hu) * 0.8, mb + rng.uniform(-hv, hv) * 0.8
             heading = block.angle + rng.choice((90.0, -90.0))
             for k in range(n):
-                x, y = self._point(block, ca + k * 4.0 / gsd, cb)
+                a = ca + k * 4.0 / gsd
+                x, y = ox + a * c - cb * s, oy + a * s + cb * c
+                truck_m = length_m * (0.95 + (1.05 - 0.95) * random())
+                if not (0 <= x < width and 0 <= y < height):
+                    continue
                 self.place(
                     "large-vehicle",
                     x,
                     y,
-                    length_m * rng.uniform(0.95, 1.05),
+                    truck_m,
                     2.5,
                     heading,
                     allowed=TRUCK_GROUND,
@@ -720,14 +803,19 @@ class Placer:
                     style="truck",
                 )
         for _ in range(self._count(2.0)):
-            x, y = self._point(block, ma + rng.uniform(-hu, hu), mb + rng.uniform(-hv, hv))
+            a, b = ma + (-hu + span_u * random()), mb + (-hv + span_v * random())
+            x, y = ox + a * c - b * s, oy + a * s + b * c
+            length_m = 3.9 + (5.4 - 3.9) * random()
+            heading = block.angle + (0.0, 90.0, 180.0, -90.0)[randbelow(4)] + (-4 + 8 * random())
+            if not (0 <= x < width and 0 <= y < height):
+                continue
             self.place(
                 "small-vehicle",
                 x,
                 y,
-                rng.uniform(3.9, 5.4),
+                length_m,
                 1.9,
-                block.angle + rng.choice((0.0, 90.0, 180.0, -90.0)) + rng.uniform(-4, 4),
+                heading,
                 allowed=CAR_GROUND,
                 context="yard",
                 style="car",
@@ -735,14 +823,18 @@ class Placer:
 
     def _residential(self, block: BlockInfo) -> None:
         rng = self.rng
+        # rng.uniform(lo, hi) is lo + (hi - lo) * random(): written out below for the hot draws (the same floats)
+        random = rng.random
         gsd = self.gsd
+        width, height = self.width, self.height
         hu, hv = block.half_u, block.half_v
-        apartments = rng.random() < 0.28
+        apartments = random() < 0.28
         fill = min(1.0, rng.uniform(0.6, 0.95) * self.density)
         seen = self._visible(block, hu, hv)
         if seen is None:
             return
         a0, a1, b0, b1 = seen
+        ox, oy, c, s = _axes(block)
         reach = (
             50.0 / gsd
         )  # a house centre lies within this of its side line, and spans at most this along it
@@ -761,27 +853,30 @@ class Placer:
                 continue
             pos = max(-half, lo - reach)
             end = min(half, hi + reach)
+            turn = block.angle + (0.0 if da else 90.0)
             while pos < end:
                 if apartments:
-                    length_m, depth_m = rng.uniform(20.0, 45.0), rng.uniform(11.0, 16.0)
-                    style = "flat" if rng.random() < 0.7 else "l-shape"
-                    gap_m = rng.uniform(6.0, 14.0)
-                    height_m = rng.uniform(9.0, 18.0)
+                    length_m, depth_m = 20.0 + (45.0 - 20.0) * random(), 11.0 + (16.0 - 11.0) * random()
+                    style = "flat" if random() < 0.7 else "l-shape"
+                    gap_m = 6.0 + (14.0 - 6.0) * random()
+                    height_m = 9.0 + (18.0 - 9.0) * random()
                 else:
-                    length_m, depth_m = rng.uniform(9.0, 17.0), rng.uniform(7.5, 12.0)
-                    style = "gable" if rng.random() < 0.72 else ("l-shape" if rng.random() < 0.5 else "flat")
-                    gap_m = rng.uniform(3.0, 8.0)
-                    height_m = rng.uniform(4.0, 8.0)
+                    length_m, depth_m = 9.0 + (17.0 - 9.0) * random(), 7.5 + (12.0 - 7.5) * random()
+                    style = "gable" if random() < 0.72 else ("l-shape" if random() < 0.5 else "flat")
+                    gap_m = 3.0 + (8.0 - 3.0) * random()
+                    height_m = 4.0 + (8.0 - 4.0) * random()
                 length_px, depth_px = length_m / gsd, depth_m / gsd
                 centre_pos = pos + length_px / 2
                 pos += length_px + gap_m / gsd
-                if centre_pos + length_px / 2 > half or rng.random() > fill:
+                if centre_pos + length_px / 2 > half or random() > fill:
                     continue
-                setback = rng.uniform(0.0, 2.5) / gsd
+                setback = (0.0 + (2.5 - 0.0) * random()) / gsd
                 a = sa + da * centre_pos - na * (setback + depth_px / 2)
                 b = sb + db * centre_pos - nb * (setback + depth_px / 2)
-                x, y = self._point(block, a, b)
-                heading = block.angle + (0.0 if da else 90.0) + rng.uniform(-2.0, 2.0)
+                x, y = ox + a * c - b * s, oy + a * s + b * c
+                heading = turn + (-2.0 + 4.0 * random())
+                if not (0 <= x < width and 0 <= y < height):
+                    continue  # place() turns down a centre off the image before it draws anything
                 house = self.place(
                     "building",
                     x,
@@ -796,15 +891,14 @@ class Placer:
                 )
                 if house is None:
                     continue
-                if not apartments and rng.random() < 0.35:
+                if not apartments and random() < 0.35:
                     # a car on the driveway between the house and the street
                     off = depth_px / 2 + 3.4 / gsd
                     cxa, cyb = a + na * off + da * rng.uniform(-0.3, 0.3) * length_px, b + nb * off
-                    vx, vy = self._point(block, cxa, cyb)
                     self.place(
                         "small-vehicle",
-                        vx,
-                        vy,
+                        ox + cxa * c - cyb * s,
+                        oy + cxa * s + cyb * c,
                         rng.uniform(3.9, 5.2),
                         1.85,
                         heading + 90.0 + rng.choice((0.0, 180.0)) + rng.uniform(-5, 5),
@@ -812,15 +906,15 @@ class Placer:
                         context="driveway",
                         style="car",
                     )
-                if not apartments and rng.random() < 0.16:
+                if not apartments and random() < 0.16:
                     pool_len = rng.uniform(6.0, 12.0)
                     pool_w = pool_len * rng.uniform(0.45, 0.6)
                     off = depth_px / 2 + (2.5 + pool_w / 2) / gsd
-                    px_, py_ = self._point(block, a - na * off, b - nb * off)
+                    pa, pb = a - na * off, b - nb * off
                     self.place(
                         "swimming-pool",
-                        px_,
-                        py_,
+                        ox + pa * c - pb * s,
+                        oy + pa * s + pb * c,
                         pool_len,
                         pool_w,
                         heading,
@@ -1055,28 +1149,46 @@ class Placer:
 
     def _parking(self, region: Region) -> None:
         rng = self.rng
+        random = rng.random  # rng.uniform(lo, hi) written out as lo + (hi - lo) * random() (hot: every stall)
+        gsd = self.gsd
+        width, height = self.width, self.height
         assert region.frame is not None
         fill = min(1.0, rng.uniform(0.3, 0.9) * self.density)
-        for slot in parking_stalls(region.frame, region.angle, self.gsd):
-            if rng.random() > fill:
+        for stalls in stall_rows(region.frame, region.angle, gsd):
+            if not stalls:
                 continue
-            jitter = rng.uniform(-0.25, 0.25) / self.gsd
-            a = math.radians(slot.heading)
-            self.place(
-                "small-vehicle",
-                slot.x + jitter * math.cos(a),
-                slot.y + jitter * math.sin(a),
-                rng.uniform(3.9, 5.0),
-                1.85,
-                slot.heading + rng.uniform(-3.0, 3.0),
-                allowed=PARKING,
-                context="parking",
-                style="car",
-                pad_m=0.15,
-            )
+            heading = stalls[0][2]  # one per row
+            a = math.radians(heading)
+            ca, sa = math.cos(a), math.sin(a)
+            for x, y, _ in stalls:
+                if random() > fill:
+                    continue
+                jitter = (-0.25 + 0.5 * random()) / gsd
+                cx, cy = x + jitter * ca, y + jitter * sa
+                length_m = 3.9 + (5.0 - 3.9) * random()
+                angle = heading + (-3.0 + 6.0 * random())
+                if not (0 <= cx < width and 0 <= cy < height):
+                    continue  # place() turns down a centre off the image before it draws anything
+                self.place(
+                    "small-vehicle",
+                    cx,
+                    cy,
+                    length_m,
+                    1.85,
+                    angle,
+                    allowed=PARKING,
+                    context="parking",
+                    style="car",
+                    pad_m=0.15,
+                )
 
     def _road_vehicles(self, road: Polyline) -> None:
         rng = self.rng
+        # rng.uniform(lo, hi) written out as lo + (hi - lo) * random(), rng.choice(seq) as
+        # seq[_randbelow(len(seq))]: the same draws and floats, without the Python calls (hot: every vehicle)
+        random, randbelow = rng.random, rng._randbelow
+        gsd = self.gsd
+        width, height = self.width, self.height
         pts = road.points
         seg, seg_len, cum, total = _measure(pts)
         if total <= 0:
@@ -1084,30 +1196,40 @@ class Placer:
         major = road.kind == "major-road"
         lanes = (1.75, 5.25) if major else (1.75,)
         rate = 1 / 28.0 if major else 1 / 55.0
-        for _ in range(self._count(total * self.gsd * rate)):
-            s = rng.uniform(0.0, total)
-            k = min(bisect.bisect_right(cum, s) - 1, len(seg) - 1)
+        kerb_m = road.width_m / 2 - 1.2
+        last = len(seg) - 1
+        for _ in range(self._count(total * gsd * rate)):
+            s = 0.0 + (total - 0.0) * random()
+            k = min(bisect.bisect_right(cum, s) - 1, last)
             t = (s - cum[k]) / max(seg_len[k], 1e-9)
             (px, py), (sx, sy) = pts[k], seg[k]
             x, y = px + t * sx, py + t * sy
             dx, dy = sx / max(seg_len[k], 1e-9), sy / max(seg_len[k], 1e-9)
-            side = rng.choice((-1.0, 1.0))
-            lane_m = rng.choice(lanes)
-            parked = not major and rng.random() < 0.3
+            side = (-1.0, 1.0)[randbelow(2)]
+            lane_m = lanes[randbelow(len(lanes))]
+            parked = not major and random() < 0.3
             if parked:
-                lane_m = road.width_m / 2 - 1.2
-            offset = side * lane_m / self.gsd
+                lane_m = kerb_m
+            offset = side * lane_m / gsd
             # right-hand traffic: the lane right of the travel direction (positive offset) goes forward
-            heading = math.degrees(math.atan2(dy, dx)) + (0.0 if side > 0 else 180.0) + rng.uniform(-2.0, 2.0)
-            large = rng.random() < (0.16 if major else 0.06)
+            heading = (
+                math.degrees(math.atan2(dy, dx)) + (0.0 if side > 0 else 180.0) + (-2.0 + 4.0 * random())
+            )
+            large = random() < (0.16 if major else 0.06)
             cx, cy = x - dy * offset, y + dx * offset
             if large:
-                bus = rng.random() < 0.3
+                bus = random() < 0.3
+                length_m = 11.0 + (13.5 - 11.0) * random() if bus else 7.5 + (18.0 - 7.5) * random()
+            else:
+                length_m = 3.9 + (5.4 - 3.9) * random()
+            if not (0 <= cx < width and 0 <= cy < height):
+                continue  # place() turns down a centre off the image before it draws anything
+            if large:
                 self.place(
                     "large-vehicle",
                     cx,
                     cy,
-                    rng.uniform(11.0, 13.5) if bus else rng.uniform(7.5, 18.0),
+                    length_m,
                     2.55,
                     heading,
                     allowed=ON_ROAD,
@@ -1119,7 +1241,7 @@ class Placer:
                     "small-vehicle",
                     cx,
                     cy,
-                    rng.uniform(3.9, 5.4),
+                    length_m,
                     1.85,
                     heading,
                     allowed=ON_ROAD,
@@ -1135,12 +1257,84 @@ def _measure(
 
     Plain Python for these short lines (numpy's per-call overhead dominated), with numpy's exact results: abs() of
     a complex is C's hypot() like np.hypot (math.hypot differs in the last bit), accumulate() adds in the order
-    np.cumsum does, and the total stays numpy's pairwise sum.
+    np.cumsum does, and the total is numpy's pairwise sum, which adds fewer than 8 values one after another (the
+    last cumulative length).
     """
     seg = [(q[0] - p[0], q[1] - p[1]) for p, q in pairwise(points)]
     seg_len = [abs(complex(sx, sy)) for sx, sy in seg]
-    # np.add.reduce is np.sum without its Python wrapper: the same pairwise sum
-    return seg, seg_len, list(accumulate(seg_len, initial=0.0)), float(np.add.reduce(seg_len))
+    cum = list(accumulate(seg_len, initial=0.0))
+    # np.add.reduce is np.sum without its Python wrapper
+    return seg, seg_len, cum, cum[-1] if len(seg_len) < 8 else float(np.add.reduce(seg_len))
+
+
+def _outline_px(
+    outline: Sequence[tuple[float, float]],
+    cx: float,
+    cy: float,
+    hlc: float,
+    hls: float,
+    hbs: float,
+    hbc: float,
+) -> list[list[float]]:
+    """An outline from the unit frame to pixels, rounded like :func:`round2_all`, in one pass (hot: every car).
+
+    A vertex ``(u, v)`` goes to ``(cx + u * hlc - v * hbs, cy + u * hls + v * hbc)``, with ``hlc = length / 2 *
+    cos``, ``hls = length / 2 * sin``, ``hbs = breadth / 2 * sin``, ``hbc = breadth / 2 * cos``.
+    """
+    if not (type(cx) is type(cy) is type(hlc) is type(hls) is type(hbs) is type(hbc) is float):
+        # other number types (numpy scalars ...) keep round2_all's float() conversions
+        flat = round2_all([q for u, v in outline for q in (cx + u * hlc - v * hbs, cy + u * hls + v * hbc)])
+        return [[flat[i], flat[i + 1]] for i in range(0, len(flat), 2)]
+    nearest = _NEAREST
+    shape = []
+    for u, v in outline:
+        x = cx + u * hlc - v * hbs
+        y = cy + u * hls + v * hbc
+        # round2 of each coordinate, inlined (see geometry.round2)
+        scaled = x * 100.0
+        n = scaled + nearest - nearest
+        x = n / 100 if -0.4999 < scaled - n < 0.4999 and -1e12 < scaled < 1e12 else round(x, 2) + 0.0
+        scaled = y * 100.0
+        n = scaled + nearest - nearest
+        y = n / 100 if -0.4999 < scaled - n < 0.4999 and -1e12 < scaled < 1e12 else round(y, 2) + 0.0
+        shape.append([x, y])
+    return shape
+
+
+def _boxes_meet(p: Sequence[Sequence[float]], q: Sequence[Sequence[float]], pad: float) -> bool:
+    """``polys_overlap(p, q, pad, rectangles=True)`` for two oriented boxes (4 corners each), unrolled: the same
+    axes, projections and comparisons (hot: every near pair of candidate and placed object)."""
+    (a0x, a0y), (a1x, a1y), (a2x, a2y), (a3x, a3y) = p[0], p[1], p[2], p[3]
+    (b0x, b0y), (b1x, b1y), (b2x, b2y), (b3x, b3y) = q[0], q[1], q[2], q[3]
+    # the first two edges of each box: opposite edges give the same axes
+    for x1, y1, x2, y2 in (
+        (a0x, a0y, a1x, a1y),
+        (a1x, a1y, a2x, a2y),
+        (b0x, b0y, b1x, b1y),
+        (b1x, b1y, b2x, b2y),
+    ):
+        nx, ny = y1 - y2, x2 - x1
+        norm = math.hypot(nx, ny)
+        if norm == 0.0:
+            continue
+        nx, ny = nx / norm, ny / norm
+        dp0, dp1, dp2, dp3 = (
+            a0x * nx + a0y * ny,
+            a1x * nx + a1y * ny,
+            a2x * nx + a2y * ny,
+            a3x * nx + a3y * ny,
+        )
+        dq0, dq1, dq2, dq3 = (
+            b0x * nx + b0y * ny,
+            b1x * nx + b1y * ny,
+            b2x * nx + b2y * ny,
+            b3x * nx + b3y * ny,
+        )
+        if max(dp0, dp1, dp2, dp3) + pad <= min(dq0, dq1, dq2, dq3) or max(dq0, dq1, dq2, dq3) + pad <= min(
+            dp0, dp1, dp2, dp3
+        ):
+            return False
+    return True
 
 
 def _weighted(rng: random.Random, choices: Sequence[tuple[str, float]], total: float | None = None) -> str:

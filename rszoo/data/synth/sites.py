@@ -23,6 +23,7 @@ __all__ = [
     "apron_stands",
     "parking_stalls",
     "stall_lines",
+    "stall_rows",
 ]
 
 STALL_WIDTH_M = 2.6
@@ -66,20 +67,37 @@ def _rows(half_v_m: float) -> list[tuple[float, int]]:
 
 def parking_stalls(frame: list[float], angle: float, gsd: float) -> list[Slot]:
     """Every stall of a parking lot (rows along the lot's long axis ``angle``; vehicles face the aisle)."""
+    return [
+        Slot(x, y, heading, row)
+        for row, stalls in enumerate(stall_rows(frame, angle, gsd))
+        for x, y, heading in stalls
+    ]
+
+
+def stall_rows(frame: list[float], angle: float, gsd: float) -> list[list[tuple[float, float, float]]]:
+    """:func:`parking_stalls` as plain ``(x, y, heading)`` tuples, one list per row (cheaper for the placer).
+
+    Example:
+        >>> rows = stall_rows([50.0, 50.0, 20.0, 16.0], 0.0, gsd=0.5)
+        >>> [(s.x, s.y, s.heading) for s in parking_stalls([50.0, 50.0, 20.0, 16.0], 0.0, 0.5)] == sum(rows, [])
+        True
+    """
     cx, cy, half_u, half_v = frame
     hu_m, hv_m = half_u * gsd, half_v * gsd
     eu_x, eu_y, ev_x, ev_y = _axes(angle)
     n = int((2 * hu_m - 1.0) // STALL_WIDTH_M)
-    slots = []
-    for r, (off_v, facing) in enumerate(_rows(hv_m)):
+    rows = []
+    for off_v, facing in _rows(hv_m):
+        heading = angle + (90.0 if facing > 0 else -90.0)
+        heading = (heading + 180.0) % 360.0 - 180.0
+        stalls = []
         for k in range(n):
             off_u = -hu_m + 0.5 + (k + 0.5) * STALL_WIDTH_M
-            x = cx + (off_u * eu_x + off_v * ev_x) / gsd
-            y = cy + (off_u * eu_y + off_v * ev_y) / gsd
-            heading = angle + (90.0 if facing > 0 else -90.0)
-            heading = (heading + 180.0) % 360.0 - 180.0
-            slots.append(Slot(x, y, heading, r))
-    return slots
+            stalls.append(
+                (cx + (off_u * eu_x + off_v * ev_x) / gsd, cy + (off_u * eu_y + off_v * ev_y) / gsd, heading)
+            )
+        rows.append(stalls)
+    return rows
 
 
 def stall_lines(frame: list[float], angle: float, gsd: float) -> list[tuple[float, float, float, float]]:
