@@ -18,7 +18,7 @@ import math
 import random
 
 from rszoo.data.synth.graph import Acquisition
-from rszoo.data.synth.sun import parse_timestamp, solar_position
+from rszoo.data.synth.sun import parse_timestamp, sun_position
 from rszoo.data.synth.world import get_world
 
 __all__ = ["MIN_SUN_ELEVATION", "latlon_of", "sample_acquisition", "season_factor"]
@@ -37,8 +37,16 @@ def latlon_of(world_seed: int, x: float, y: float) -> tuple[float, float]:
     return lat, lon
 
 
-def _timestamp(day: _dt.date, utc_hours: float) -> str:
-    t = _dt.datetime(day.year, day.month, day.day, tzinfo=_dt.UTC) + _dt.timedelta(hours=utc_hours)
+_FIRST_DAY = _dt.datetime(2017, 1, 1, tzinfo=_dt.UTC)
+
+
+def _utc_time(day: int, utc_hours: float) -> _dt.datetime:
+    """Midnight of ``day`` days after 2017-01-01 (UTC), plus ``utc_hours``."""
+    return _FIRST_DAY + _dt.timedelta(days=day) + _dt.timedelta(hours=utc_hours)
+
+
+def _format(t: _dt.datetime) -> str:
+    # to the second, like the timestamps users pass; solar_position ignores fractions of a second as well
     return t.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -54,18 +62,22 @@ def sample_acquisition(
     cloud_seed: int | None = None,
 ) -> Acquisition:
     """Draw a plausible acquisition for a place (or use ``timestamp`` as given)."""
+    sun = None
     if timestamp is None:
+        # each try's sun from its datetime (the same fields its timestamp string would be parsed back to)
         for _ in range(40):
-            day = _dt.date(2017, 1, 1) + _dt.timedelta(days=rng.randrange(9 * 365))
+            day = rng.randrange(9 * 365)
             local = 10.5 + rng.uniform(-0.67, 0.67)
             utc = local - lon / 15.0
-            candidate = _timestamp(day, round(utc * 60) / 60)
-            if solar_position(lat, lon, candidate)[1] >= MIN_SUN_ELEVATION:
-                timestamp = candidate
+            when = _utc_time(day, round(utc * 60) / 60)
+            sun = sun_position(lat, lon, when)
+            if sun[1] >= MIN_SUN_ELEVATION:
                 break
         else:  # polar winter: move to the nearest summer solstice
-            day = _dt.date(2021, 6 if lat >= 0 else 12, 21)
-            timestamp = _timestamp(day, round((12.0 - lon / 15.0) * 60) / 60)
+            solstice = _dt.datetime(2021, 6 if lat >= 0 else 12, 21, tzinfo=_dt.UTC)
+            when = solstice + _dt.timedelta(hours=round((12.0 - lon / 15.0) * 60) / 60)
+            sun = sun_position(lat, lon, when)
+        timestamp = _format(when)
     else:
         parse_timestamp(timestamp)
     if off_nadir is None:
@@ -79,6 +91,7 @@ def sample_acquisition(
         off_nadir=off_nadir,
         cloud_cover=cloud_cover,
         cloud_seed=rng.randrange(1 << 31) if cloud_seed is None else cloud_seed,
+        sun=sun,
     )
 
 

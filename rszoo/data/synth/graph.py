@@ -91,8 +91,13 @@ class Acquisition:
         off_nadir: float = 0.0,
         cloud_cover: float = 0.0,
         cloud_seed: int = 0,
+        *,
+        sun: tuple[float, float] | None = None,
     ) -> Acquisition:
         """Build an acquisition whose sun angles are computed from ``lat``, ``lon`` and ``timestamp``.
+
+        ``sun`` may pass them in, already computed: ``(azimuth, elevation)`` exactly as
+        :func:`~rszoo.data.synth.sun.solar_position` gives them for this place and time.
 
         Example:
             >>> acq = Acquisition.at(40.0, 0.0, "2021-06-21T12:00:00Z", gsd=0.5)
@@ -103,7 +108,7 @@ class Acquisition:
 
         if not 0.0 <= cloud_cover <= 1.0:
             raise ValueError(f"cloud_cover must be in [0, 1], got {cloud_cover}")
-        azimuth, elevation = solar_position(lat, lon, timestamp)
+        azimuth, elevation = solar_position(lat, lon, timestamp) if sun is None else sun
         return cls(
             lat=round(lat, 6),
             lon=round(lon, 6),

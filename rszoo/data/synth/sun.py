@@ -29,13 +29,20 @@ import datetime as _dt
 import math
 from collections.abc import Callable
 
-__all__ = ["MIN_SHADOW_ELEVATION", "parse_timestamp", "shadow_offset", "shadow_offsets", "solar_position"]
+__all__ = [
+    "MIN_SHADOW_ELEVATION",
+    "parse_timestamp",
+    "shadow_offset",
+    "shadow_offsets",
+    "solar_position",
+    "sun_position",
+]
 
 # Below this elevation shadows would be absurdly long; the renderer clamps to it.
 MIN_SHADOW_ELEVATION = 8.0
 
-# The last solar_position query and its answer: sample_acquisition picks a time by its sun elevation, then
-# Acquisition.at asks for the very same position again. The key holds the signs of lat/lon too, so -0.0 and 0.0
+# The last solar_position query and its answer: a time picked by its sun elevation (temporal series) is then
+# asked for again by Acquisition.at. The key holds the signs of lat/lon too, so -0.0 and 0.0
 # (equal as floats) are told apart and every answer is exactly what the computation would give.
 _last_position: tuple[tuple[float, float, str, float, float], tuple[float, float]] | None = None
 
@@ -73,12 +80,26 @@ def solar_position(lat: float, lon: float, timestamp: str) -> tuple[float, float
     last = _last_position
     if last is not None and last[0] == key:
         return last[1]
+    position = sun_position(lat, lon, parse_timestamp(timestamp))
+    _last_position = (key, position)
+    return position
+
+
+def sun_position(lat: float, lon: float, when: _dt.datetime) -> tuple[float, float]:
+    """:func:`solar_position` for a time given as an aware UTC datetime (its microseconds are ignored, as a
+    timestamp string's fraction of a second is).
+
+    Example:
+        >>> import datetime
+        >>> when = datetime.datetime(2021, 6, 21, 12, tzinfo=datetime.UTC)
+        >>> sun_position(40.0, 0.0, when) == solar_position(40.0, 0.0, "2021-06-21T12:00:00Z")
+        True
+    """
     if not -90.0 <= lat <= 90.0:
         raise ValueError(f"latitude must be within [-90, 90], got {lat}")
-    t = parse_timestamp(timestamp)
-    day = t.timetuple().tm_yday
-    days_in_year = 366 if (t.year % 4 == 0 and (t.year % 100 != 0 or t.year % 400 == 0)) else 365
-    hour = t.hour + t.minute / 60.0 + t.second / 3600.0
+    day = when.timetuple().tm_yday
+    days_in_year = 366 if (when.year % 4 == 0 and (when.year % 100 != 0 or when.year % 400 == 0)) else 365
+    hour = when.hour + when.minute / 60.0 + when.second / 3600.0
     g = 2.0 * math.pi / days_in_year * (day - 1 + (hour - 12.0) / 24.0)
     eqtime = 229.18 * (
         0.000075
@@ -106,9 +127,7 @@ def solar_position(lat: float, lon: float, timestamp: str) -> tuple[float, float
             math.sin(hour_angle), math.cos(hour_angle) * math.sin(phi) - math.tan(decl) * math.cos(phi)
         )
     )
-    position = (azimuth + 180.0) % 360.0, elevation
-    _last_position = (key, position)
-    return position
+    return (azimuth + 180.0) % 360.0, elevation
 
 
 def shadow_offset(height_m: float, azimuth: float, elevation: float, gsd: float) -> tuple[float, float]:

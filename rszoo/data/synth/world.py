@@ -30,7 +30,16 @@ import numpy as np
 
 from rszoo.data.synth.geometry import round2, round_points
 from rszoo.data.synth.graph import Polyline, Region
-from rszoo.data.synth.seeding import light, mix, unit
+from rszoo.data.synth.seeding import (
+    LightRandom,
+    light,
+    light_draws,
+    mix_array,
+    mix_on,
+    prefix,
+    unit_of,
+    unit_on,
+)
 
 __all__ = [
     "EDGE_STEP_M",
@@ -135,37 +144,70 @@ def get_world(seed: int) -> World:
 
 
 # -- street-grid lines -------------------------------------------------------------------------------------------
-@lru_cache(maxsize=65536)
-def _line(seed: int, family: str, index: int) -> tuple[float, float, float, float, str]:
-    """``(base, amplitude, wavelength, phase, kind)`` of grid line ``index`` of ``family`` ('A' or 'B')."""
+def _lines(
+    seed: int, a_lines: tuple[int, int], b_lines: tuple[int, int]
+) -> tuple[np.ndarray, list[str], np.ndarray, list[str]]:
+    """Grid lines ``a_lines[0]..a_lines[1]`` of family A and ``b_lines[0]..b_lines[1]`` of family B: for each
+    family, its lines' ``(base, amplitude, wavelength, phase)`` as the rows of a ``(4, n)`` array, and their kinds.
+
+    Line ``index`` of ``family`` draws its parameters from ``light(seed, "line", family, index)``; all lines are
+    drawn at once (:func:`light_draws`: the same values, without a Python-level hash and draws per line).
+    """
+    world = get_world(seed)
+    n_a = a_lines[1] - a_lines[0] + 1
+    index = np.array([*range(a_lines[0], a_lines[1] + 1), *range(b_lines[0], b_lines[1] + 1)])
+    # the hash states after (seed, "line", family), one per line: only the index is folded in numpy
+    states = np.array(
+        [prefix(seed, "line", "A")] * n_a + [prefix(seed, "line", "B")] * (len(index) - n_a), dtype=np.uint64
+    )
+    spacing = np.array([world.spacing_v] * n_a + [world.spacing_u] * (len(index) - n_a))
+    draws = light_draws(mix_array(states, index), 5).T
+    params = np.empty((4, len(index)))
+    # LightRandom.uniform(a, b) is a + (b - a) * random()
+    np.add(index * spacing, (-0.12 + (0.12 - -0.12) * draws[0]) * spacing, out=params[0])
+    np.multiply(0.0 + (0.035 - 0.0) * draws[1], spacing, out=params[1])
+    np.add(500.0, (1400.0 - 500.0) * draws[2], out=params[2])
+    np.add(0.0, (2.0 * math.pi - 0.0) * draws[3], out=params[3])
+    kinds = ["major-road" if r < 0.16 else "minor-road" if r < 0.72 else "none" for r in draws[4].tolist()]
+    return params[:, :n_a], kinds[:n_a], params[:, n_a:], kinds[n_a:]
+
+
+@lru_cache(maxsize=4096)
+def _line(seed: int, family: str, index: int) -> tuple[float, float, float, float]:
+    """``(base, amplitude, wavelength, phase)`` of grid line ``index`` of ``family``: one line of :func:`_lines`
+    (the same values, drawn in Python: cheaper than numpy for the few lines :func:`find_landuse` looks at)."""
     world = get_world(seed)
     spacing = world.spacing_v if family == "A" else world.spacing_u
-    rng = light(seed, "line", family, index)
+    rng = LightRandom(mix_on(prefix(seed, "line", family), index))
     base = index * spacing + rng.uniform(-0.12, 0.12) * spacing
     amplitude = rng.uniform(0.0, 0.035) * spacing
-    wavelength = rng.uniform(500.0, 1400.0)
-    phase = rng.uniform(0.0, 2.0 * math.pi)
-    r = rng.random()
-    kind = "major-road" if r < 0.16 else "minor-road" if r < 0.72 else "none"
-    return base, amplitude, wavelength, phase, kind
+    return base, amplitude, rng.uniform(500.0, 1400.0), rng.uniform(0.0, 2.0 * math.pi)
 
 
-def _corner(seed: int, i: int, j: int) -> tuple[float, float]:
-    """Intersection ``(u, v)`` of A-line ``i`` and B-line ``j`` (the fixed-point iteration of :class:`_Grid`; used
-    to aim :func:`find_landuse` at a block's centre)."""
-    a, b = _line(seed, "A", i), _line(seed, "B", j)
-    # plain floats and math.sin: the same IEEE operations as numpy's, element by element, without its scalar overhead
-    u, v = b[0], a[0]
-    for _ in range(_CORNER_ITERATIONS):
-        v = a[0] + a[1] * math.sin(2.0 * math.pi * u / a[2] + a[3])
-        u = b[0] + b[1] * math.sin(2.0 * math.pi * v / b[2] + b[3])
-    return u, v
+def _block_centre(seed: int, i: int, j: int) -> tuple[float, float]:
+    """Grid coordinates ``(u, v)`` of the middle of block ``(i, j)``: halfway between its corners ``(i, j)`` and
+    ``(i + 1, j + 1)``, the intersections of A-lines and B-lines found by the fixed-point iteration of
+    :class:`_Grid` (used to aim :func:`find_landuse` at a block's centre)."""
+    corners = []
+    for a, b in (
+        (_line(seed, "A", i), _line(seed, "B", j)),
+        (_line(seed, "A", i + 1), _line(seed, "B", j + 1)),
+    ):
+        # plain floats and math.sin: the same IEEE operations as numpy's, element by element, without its scalar
+        # overhead
+        u, v = b[0], a[0]
+        for _ in range(_CORNER_ITERATIONS):
+            v = a[0] + a[1] * math.sin(2.0 * math.pi * u / a[2] + a[3])
+            u = b[0] + b[1] * math.sin(2.0 * math.pi * v / b[2] + b[3])
+        corners.append((u, v))
+    (ua, va), (ub, vb) = corners
+    return (ua + ub) / 2, (va + vb) / 2
 
 
 # -- land use ----------------------------------------------------------------------------------------------------
 @lru_cache(maxsize=65536)
 def _urban_lattice(seed: int, i: int, j: int) -> float:
-    return unit(seed, "urban", i, j)
+    return unit_on(prefix(seed, "urban"), i, j)
 
 
 @lru_cache(maxsize=65536)
@@ -204,8 +246,15 @@ def _landuse(seed: int, i: int, j: int) -> str:
         (kinds, pairs), t = _BLENDS[0], u / 0.5
     else:
         (kinds, pairs), t = _BLENDS[1], (u - 0.5) / 0.5
-    weights = [(1 - t) * wa + t * wb for wa, wb in pairs]
-    r = unit(seed, "block", i, j) * sum(weights)
+    # the weights and their sum as ``sum`` adds them up (0 + w0 + w1 + ...), in one plain loop
+    weights = []
+    total = 0.0
+    s = 1 - t
+    for wa, wb in pairs:
+        w = s * wa + t * wb
+        weights.append(w)
+        total += w
+    r = unit_on(prefix(seed, "block"), i, j) * total
     kind = kinds[-1]
     for k, w in zip(kinds, weights):
         if r < w:
@@ -219,13 +268,13 @@ def _landuse(seed: int, i: int, j: int) -> str:
 def block_kind(seed: int, i: int, j: int) -> tuple[str, int, float]:
     """``(kind, variant, pattern_angle_offset)`` of block ``(i, j)``: the land use between A-lines i, i+1 and
     B-lines j, j+1."""
-    variant = int(unit(seed, "variant", i, j) * 3)
-    angle = 90.0 if unit(seed, "furrow", i, j) < 0.5 else 0.0
+    variant = int(unit_on(prefix(seed, "variant"), i, j) * 3)
+    angle = 90.0 if unit_on(prefix(seed, "furrow"), i, j) < 0.5 else 0.0
     return _landuse(seed, i, j), variant, angle
 
 
 def _segment_present(seed: int, family: str, index: int, seg: int, kind: str) -> bool:
-    """Whether the road on line ``index`` (of ``kind``, see :func:`_line`) exists between cross lines ``seg`` and
+    """Whether the road on line ``index`` (of ``kind``, see :func:`_lines`) exists between cross lines ``seg`` and
     ``seg + 1``."""
     if kind == "none":
         return False
@@ -240,14 +289,14 @@ def _segment_present(seed: int, family: str, index: int, seg: int, kind: str) ->
         return True
     if sides[0] == sides[1] == "forest" or sides[0] == sides[1] == "airport":
         return False
-    return unit(seed, "segment", family, index, seg) < 0.3 + 0.65 * urban
+    return unit_on(prefix(seed, "segment", family), index, seg) < 0.3 + 0.65 * urban
 
 
 # -- rivers ------------------------------------------------------------------------------------------------------
 @lru_cache(maxsize=4096)
 def _river(seed: int, family: str, band: int) -> tuple[float, ...] | None:
     """Parameters of the river in ``band`` of ``family`` (None when that band has no river)."""
-    if unit(seed, "river?", family, band) >= (0.42 if family == "A" else 0.2):
+    if unit_on(prefix(seed, "river?", family), band) >= (0.42 if family == "A" else 0.2):
         return None
     rng = light(seed, "river", family, band)
     base = band * _RIVER_BAND_M + rng.uniform(0.3, 0.7) * _RIVER_BAND_M
@@ -444,7 +493,7 @@ def _clip(
 
 def _blob_uv(seed: int, i: int, j: int, cu: float, cv: float, ru: float, rv: float) -> np.ndarray:
     """An irregular closed outline (a lake shore): an ellipse with smooth radial noise."""
-    rng = light(seed, "lake", i, j)
+    rng = LightRandom(mix_on(prefix(seed, "lake"), i, j))
     n = 28
     harmonics = [(k, rng.uniform(0.0, 0.18 / k), rng.uniform(0, 2 * math.pi)) for k in (2, 3, 5)]
     t = np.linspace(0.0, 2 * math.pi, n, endpoint=False)
@@ -463,19 +512,14 @@ class _Grid:
     def __init__(self, seed: int, frame: _Frame, i0: int, i1: int, j0: int, j1: int) -> None:
         self.seed, self.frame = seed, frame
         self.i0, self.i1, self.j0, self.j1 = i0, i1, j0, j1
-        lines_a = [_line(seed, "A", i) for i in range(i0, i1 + 1)]
-        lines_b = [_line(seed, "B", j) for j in range(j0, j1 + 1)]
-        pa = np.array([line[:4] for line in lines_a])
-        pb = np.array([line[:4] for line in lines_b])
-        self.kinds_a = [line[4] for line in lines_a]
-        self.kinds_b = [line[4] for line in lines_b]
-        ba, aa, la, fa = (pa[:, k : k + 1] for k in range(4))
+        pa, self.kinds_a, pb, self.kinds_b = _lines(seed, (i0, i1), (j0, j1))
+        ba, aa, la, fa = (row[:, None] for row in pa)
         # every line parameter spread over the whole corner grid, contiguous: ufuncs on same-shape contiguous
         # operands take numpy's fast path, broadcasting ones its much costlier iterator set-up (these grids are
         # tiny: per-call overhead, not arithmetic, is the cost)
-        n_a, n_b = len(pa), len(pb)
-        ba_, aa_, la_, fa_ = pa.T[:, :, None].repeat(n_b, axis=2)
-        bb_, ab_, lb_, fb_ = pb.T[:, None, :].repeat(n_a, axis=1)
+        n_a, n_b = pa.shape[1], pb.shape[1]
+        ba_, aa_, la_, fa_ = pa[:, :, None].repeat(n_b, axis=2)
+        bb_, ab_, lb_, fb_ = pb[:, None, :].repeat(n_a, axis=1)
         u, v = bb_.copy(), ba_.copy()
         # v = ba + aa * sin(2 pi u / la + fa), then u = bb + ab * sin(2 pi v / lb + fb), with the ufuncs writing
         # into one scratch array
@@ -504,7 +548,9 @@ class _Grid:
         self.tb0 = math.floor(float(np.minimum.reduce(v, axis=None)) / EDGE_STEP_M) * EDGE_STEP_M
         v_max = float(np.maximum.reduce(v, axis=None))
         tb = self.tb0 + np.arange(math.ceil((v_max - self.tb0) / EDGE_STEP_M) + 1) * EDGE_STEP_M
-        ub = pb[:, 0:1] + pb[:, 1:2] * np.sin(2.0 * math.pi * tb[None, :] / pb[:, 2:3] + pb[:, 3:4])
+        ub = pb[0][:, None] + pb[1][:, None] * np.sin(
+            2.0 * math.pi * tb[None, :] / pb[2][:, None] + pb[3][:, None]
+        )
         # corners, A-line samples and B-line samples to pixels in one (element-wise) conversion
         grids = ((u, v), (ta[None, :].repeat(len(va), axis=0), va), (ub, tb[None, :].repeat(len(ub), axis=0)))
         px = frame.grid_to_px(
@@ -549,6 +595,21 @@ class _Grid:
 
     def corner_uv(self, i: int, j: int) -> tuple[float, float]:
         return self.cu_list[i - self.i0][j - self.j0], self.cv_list[i - self.i0][j - self.j0]
+
+
+_BLOCK_LABELS = ("variant", "furrow", "block-objects", "subregions")
+
+
+def _block_hashes(
+    seed: int, cells: list[tuple[int, int]], which: list[int]
+) -> list[tuple[int, int, int, int]]:
+    """``mix(seed, label, i, j)`` for each label of :data:`_BLOCK_LABELS` and each block ``cells[k]`` with ``k`` in
+    ``which``, in one numpy batch (the same values; a Python-level hash costs as much as a few array operations)."""
+    if not which:
+        return []
+    states = np.array([[prefix(seed, label)] for label in _BLOCK_LABELS], dtype=np.uint64)
+    i, j = np.array([cells[k] for k in which]).T
+    return list(zip(*mix_array(states, i, j).tolist()))
 
 
 def layout(world_seed: int, origin: tuple[float, float], gsd: float, width: int, height: int) -> Layout:
@@ -614,10 +675,15 @@ def layout(world_seed: int, origin: tuple[float, float], gsd: float, width: int,
     # blocks not wholly outside, with their placement frames and sub-regions; those crossing the border are clipped
     # below together with the crossing sub-regions (one shapely batch), and dropped if nothing of them is left
     candidates: list[tuple[int, str, int, float, BlockInfo | None]] = []
-    for k, (i, j) in enumerate(cells):
-        if placement[k] == _OUTSIDE:
-            continue
-        kind, variant, furrow = block_kind(seed, i, j)
+    live = [k for k in range(len(cells)) if placement[k] != _OUTSIDE]
+    for k, (variant_hash, furrow_hash, objects_seed, subregions_seed) in zip(
+        live, _block_hashes(seed, cells, live)
+    ):
+        i, j = cells[k]
+        # block_kind's variant and pattern angle, from the hashes drawn for all blocks at once
+        kind = _landuse(seed, i, j)
+        variant = int(unit_of(variant_hash) * 3)
+        furrow = 90.0 if unit_of(furrow_hash) < 0.5 else 0.0
         block = None
         c00, c01 = grid.corner_uv(i, j), grid.corner_uv(i, j + 1)
         c10, c11 = grid.corner_uv(i + 1, j), grid.corner_uv(i + 1, j + 1)
@@ -636,8 +702,10 @@ def layout(world_seed: int, origin: tuple[float, float], gsd: float, width: int,
                 half_u=(u1 - u0) / 2 / gsd,
                 half_v=(v1 - v0) / 2 / gsd,
                 angle=angle_deg,
-                seed=mix(seed, "block-objects", i, j),
-                subregions=_subregions(seed, i, j, kind, (u0, u1, v0, v1), frame),
+                seed=objects_seed,
+                subregions=_subregions(
+                    seed, i, j, kind, (u0, u1, v0, v1), frame, LightRandom(subregions_seed)
+                ),
             )
         candidates.append((k, kind, variant, furrow, block))
     subs = [(block, sub) for *_, block in candidates if block is not None for sub in block.subregions]
@@ -703,12 +771,18 @@ def layout(world_seed: int, origin: tuple[float, float], gsd: float, width: int,
 
 
 def _subregions(
-    seed: int, i: int, j: int, kind: str, inner: tuple[float, float, float, float], frame: _Frame
+    seed: int,
+    i: int,
+    j: int,
+    kind: str,
+    inner: tuple[float, float, float, float],
+    frame: _Frame,
+    rng: LightRandom,
 ) -> list[SubRegion]:
-    """Parking lots, aprons, parks and lakes inside a block (world-consistent: hashed from the block index)."""
+    """Parking lots, aprons, parks and lakes inside a block (world-consistent: drawn from ``rng``, which is seeded
+    from ``(seed, "subregions", i, j)``)."""
     u0, u1, v0, v1 = inner
     lu, lv = u1 - u0, v1 - v0
-    rng = light(seed, "subregions", i, j)
     out: list[SubRegion] = []
     gsd = frame.gsd
 
@@ -863,6 +937,8 @@ def _roads(grid: _Grid, width: int, height: int) -> list[Polyline]:
 def _rivers(
     seed: int, frame: _Frame, box: tuple[float, float, float, float], width: int, height: int
 ) -> list[Polyline]:
+    """River centre lines over the grid-coordinate box ``(umin, umax, vmin, vmax)`` (the window's, grown by
+    100 m), trimmed to the window."""
     umin, umax, vmin, vmax = box
     lines: list[np.ndarray] = []
     widths_m: list[float] = []
@@ -874,10 +950,17 @@ def _rivers(
             params = _river(seed, family, band)
             if params is None:
                 continue
+            # rivers that stay out of the window's reach are not sampled: the centre lies within amp1 + amp2 of
+            # its base, and a point more than sqrt(2) river widths from the window's (u, v) box lies beyond the
+            # margin (one river width along the image axes) within which _trim keeps points
+            base, amp1, _, _, amp2, _, _, width_m = params
+            slack = amp1 + amp2 + 1.5 * width_m + 1.0
+            if base + slack < b0 or base - slack > b1:
+                continue
             t = np.arange(math.floor(a0 / EDGE_STEP_M) - 1, math.ceil(a1 / EDGE_STEP_M) + 2) * EDGE_STEP_M
             c = river_centre(seed, family, band, t)
             lines.append(frame.grid_to_px(t, c) if family == "A" else frame.grid_to_px(c, t))
-            widths_m.append(params[7])
+            widths_m.append(width_m)
     rivers: list[Polyline] = []
     if not lines:
         return rivers
@@ -972,8 +1055,7 @@ def find_landuse(
                 checked += 1
                 i, j = i_c + di, j_c + dj
                 if _landuse(world_seed, i, j) == kind:
-                    a, b = _corner(world_seed, i, j), _corner(world_seed, i + 1, j + 1)
-                    x, y = world.to_xy((a[0] + b[0]) / 2, (a[1] + b[1]) / 2)
+                    x, y = world.to_xy(*_block_centre(world_seed, i, j))
                     return float(x), float(y)
         radius += 1
     raise ValueError(f"world {world_seed}: no {kind!r} block found within {tries} blocks of {start}")
