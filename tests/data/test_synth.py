@@ -464,3 +464,37 @@ def test_placer_rejects_a_landcover_raster_of_the_wrong_size() -> None:
             stream(0, "objects"),
             landcover=Image.new("L", (32, 64)),
         )
+
+
+def test_vectorised_hashes_equal_the_scalar_ones() -> None:
+    """The numpy batch hashes used by the world layout give exactly mix()/unit()/light() of the same parts,
+    negative indices included (they wrap to two's complement as the scalar hash does)."""
+    from rszoo.data.synth.seeding import light, light_draws, mix, mix_array, mix_on, prefix, unit, unit_on
+
+    rng = np.random.default_rng(1)
+    for seed, label in [(0, "block"), (123456789, "line"), (2**31 - 1, "lake")]:
+        i = rng.integers(-(2**40), 2**40, 64)
+        j = rng.integers(-5000, 5000, 64)
+        state = prefix(seed, label)
+        expected = [mix(seed, label, int(a), int(b)) for a, b in zip(i, j)]
+        assert [mix_on(state, int(a), int(b)) for a, b in zip(i, j)] == expected
+        assert mix_array(np.array([state], dtype=np.uint64), i, j).tolist() == expected
+        assert [unit_on(state, int(a), int(b)) for a, b in zip(i, j)] == [
+            unit(seed, label, int(a), int(b)) for a, b in zip(i, j)
+        ]
+        draws = light_draws(np.array(expected, dtype=np.uint64), 5)
+        for row, (a, b) in zip(draws, zip(i, j)):
+            gen = light(seed, label, int(a), int(b))
+            assert row.tolist() == [gen.random() for _ in range(5)]
+
+
+def test_sun_position_from_a_datetime_equals_solar_position_from_its_timestamp() -> None:
+    from rszoo.data.synth.sun import parse_timestamp, sun_position
+
+    for lat, lon, stamp in [
+        (52.5, 13.4, "2024-06-21T10:30:00Z"),
+        (-33.9, 151.2, "2023-12-01T23:59:59Z"),
+        (0.0, -0.0, "2025-03-20T12:00:00Z"),
+        (78.2, 15.6, "2024-01-15T06:15:30Z"),
+    ]:
+        assert sun_position(lat, lon, parse_timestamp(stamp)) == solar_position(lat, lon, stamp)

@@ -9,6 +9,7 @@ Example:
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from rszoo.data.synth.acquire import latlon_of, sample_acquisition
@@ -16,7 +17,7 @@ from rszoo.data.synth.categories import LANDCOVER_KINDS
 from rszoo.data.synth.graph import Acquisition, Scene
 from rszoo.data.synth.placement import Placer
 from rszoo.data.synth.raster import layout_raster, semantic_of
-from rszoo.data.synth.render import CHUNK
+from rszoo.data.synth.render import CHUNK, render, render_with_layout
 from rszoo.data.synth.seeding import mix, stream
 from rszoo.data.synth.world import find_landuse, layout
 
@@ -90,63 +91,6 @@ def generate_scene(
         ValueError: for sizes < 16 px, a non-positive gsd or density, an unknown ``landuse`` or a cloud cover outside
             [0, 1]; the message names the argument.
     """
-    scene, _ = _generate(
-        seed,
-        size,
-        width=width,
-        height=height,
-        gsd=gsd,
-        world_seed=world_seed,
-        origin=origin,
-        landuse=landuse,
-        acquisition=acquisition,
-        timestamp=timestamp,
-        cloud_cover=cloud_cover,
-        off_nadir=off_nadir,
-        density=density,
-        scene_id=scene_id,
-        share_layout=False,
-    )
-    return scene
-
-
-def synthesize(seed: int, size: int = 256, **options: Any) -> tuple[Scene, np.ndarray]:
-    """A scene and its image: ``(generate_scene(seed, size, **options), render(scene))``, the same graph and the same
-    bytes, faster for scenes of one render chunk (up to 512 px a side): the layout raster that object placement
-    looks land cover up in is drawn once and reused by the renderer instead of being drawn twice.
-
-    Example:
-        >>> from rszoo.data.synth import render
-        >>> scene, image = synthesize(11, size=96)
-        >>> scene == generate_scene(11, size=96) and bool((image == render(scene)).all())
-        True
-    """
-    from rszoo.data.synth.render import render, render_with_layout
-
-    scene, layout = _generate(seed, size, share_layout=True, **options)
-    return scene, render(scene) if layout is None else render_with_layout(scene, layout)
-
-
-def _generate(
-    seed: int,
-    size: int = 256,
-    *,
-    width: int | None = None,
-    height: int | None = None,
-    gsd: float | None = None,
-    world_seed: int | None = None,
-    origin: tuple[float, float] | None = None,
-    landuse: str | None = None,
-    acquisition: bool | Acquisition | None = True,
-    timestamp: str | None = None,
-    cloud_cover: float = 0.0,
-    off_nadir: float | None = None,
-    density: float = 1.0,
-    scene_id: str | None = None,
-    share_layout: bool = False,
-) -> tuple[Scene, tuple[Image.Image, dict[int, list[int]]] | None]:
-    """:func:`generate_scene`, and with ``share_layout`` for a one-chunk scene also its material layout raster and
-    slot boxes (drawn for placement, handed on to the renderer); ``None`` otherwise."""
     width = int(width or size)
     height = int(height or size)
     if width < 16 or height < 16:
@@ -200,19 +144,20 @@ def _generate(
             raise ValueError("cloud_cover > 0 needs an acquisition; pass acquisition=True")
         acq = None
 
-    layout_px = None
     landcover = None
-    if share_layout and width <= CHUNK and height <= CHUNK:
-        # the renderer's material raster; placement needs its semantic view (one lookup away)
-        layout_px = layout_raster(
+    shared = _SHARED_LAYOUT.get()
+    if shared is not None and width <= CHUNK and height <= CHUNK:
+        # synthesize() renders next: draw the renderer's material raster now; placement uses its semantic view
+        materials = layout_raster(
             lay.regions, lay.rivers, lay.roads, gsd, 0, 0, width, height, semantic=False
         )
-        landcover = semantic_of(layout_px[0])
+        shared.append(materials)
+        landcover = semantic_of(materials[0])
     placer = Placer(
         width, height, gsd, lay.regions, lay.rivers, lay.roads, stream(seed, "objects"), density, landcover
     )
     objects = placer.populate(lay.blocks, lay.bridges)
-    scene = Scene(
+    return Scene(
         id=scene_id or f"synth-{seed}",
         seed=int(seed),
         width=width,
@@ -227,4 +172,28 @@ def _generate(
         acquisition=acq,
         generator=GENERATOR_VERSION,
     )
-    return scene, layout_px
+
+
+def synthesize(seed: int, size: int = 256, **options: Any) -> tuple[Scene, np.ndarray]:
+    """A scene and its image: ``(generate_scene(seed, size, **options), render(scene))``, the same graph and the same
+    bytes, faster for scenes of one render chunk (up to 512 px a side): the layout raster that object placement
+    looks land cover up in is drawn once and reused by the renderer instead of being drawn twice.
+
+    Example:
+        >>> from rszoo.data.synth import render
+        >>> scene, image = synthesize(11, size=96)
+        >>> scene == generate_scene(11, size=96) and bool((image == render(scene)).all())
+        True
+    """
+    shared: list[tuple[Image.Image, dict[int, list[int]]]] = []
+    token = _SHARED_LAYOUT.set(shared)
+    try:
+        scene = generate_scene(seed, size, **options)
+    finally:
+        _SHARED_LAYOUT.reset(token)
+    return scene, render_with_layout(scene, shared[0]) if shared else render(scene)
+
+
+# Set by synthesize() around its generate_scene() call: where generate_scene leaves the material layout raster it
+# drew for placement (a context variable, so the hand-off belongs to that one call, also across threads).
+_SHARED_LAYOUT: ContextVar[list | None] = ContextVar("rszoo_synth_shared_layout", default=None)

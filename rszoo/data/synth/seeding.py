@@ -118,16 +118,7 @@ def mix_on(state: int, *parts: int) -> int:
 
 def unit_on(state: int, *parts: int) -> float:
     """:func:`unit` continued from a :func:`prefix` state with integer parts."""
-    # mix_on inlined (hot: the land-use lattice)
-    mask = _MASK
-    h = state
-    for part in parts:
-        h = (((h ^ part) * 0x100000001B3) & mask) ^ (h >> 29)
-    h ^= h >> 33
-    h = (h * 0xFF51AFD7ED558CCD) & mask
-    h ^= h >> 33
-    h = (h * 0xC4CEB9FE1A85EC53) & mask
-    return ((h ^ (h >> 33)) >> 11) * _UNIT
+    return (mix_on(state, *parts) >> 11) * _UNIT
 
 
 def mix_array(states: np.ndarray, *parts: np.ndarray) -> np.ndarray:
