@@ -21,7 +21,7 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from rszoo.data.synth.categories import LANDCOVER_CLASSES
 from rszoo.data.synth.graph import Polyline, Region, Scene
@@ -105,11 +105,13 @@ class Pen:
     checks) costs more than filling them; inks are converted once per colour here.
     """
 
-    def __init__(self, img: Image.Image | Image.core.ImagingCore, mode: str | None = None) -> None:
-        # a bare core image (scratch masks) gets its drawing object directly, as ImageDraw would make it
-        self.core = (
-            ImageDraw.Draw(img, mode).draw if isinstance(img, Image.Image) else Image.core.draw(img, 0)
-        )
+    def __init__(self, img: Image.Image | Image.core.ImagingCore) -> None:
+        # the drawing object ImageDraw.Draw(img) would make (no blending: inks are in the image's own mode), made
+        # directly (a scene makes several Pens, and ImageDraw's set-up costs more than a small fill)
+        if isinstance(img, Image.Image):
+            img._ensure_mutable()
+            img = img.im
+        self.core = Image.core.draw(img, 0)
         self._inks: dict[object, int] = {}
 
     def ink(self, colour: int | tuple[int, ...]) -> int:
