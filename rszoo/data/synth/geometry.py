@@ -43,20 +43,17 @@ def round2(value: float) -> float:
     """Round to 0.01 px: the precision stored in scene graphs (keeps JSON short and round-trips exact).
 
     Equals ``round(value, 2) + 0.0`` (the ``+ 0.0`` turns -0.0 into 0.0), bit for bit, but is faster: ``round``
-    goes through decimal strings. Away from ties, ``value * 100`` is within rounding error of the exact product, so
-    its nearest integer is the exact decimal rounding, and dividing it by 100 gives the closest float to the
-    rounded decimal, as ``round`` does; near ties (and for huge or non-finite values) ``round`` decides.
+    goes through decimal strings. See :func:`round2_all` for how.
     """
-    scaled = float(value) * 100.0
-    # the nearest integer, as a float (the same integer as floor(scaled + 0.5) wherever the tie test passes)
-    n = scaled + _NEAREST - _NEAREST
-    if -0.4999 < scaled - n < 0.4999 and -1e12 < scaled < 1e12:
-        return n / 100  # never -0.0 (n is the integer exactly, so this is the integer division's float)
-    return round(float(value), 2) + 0.0
+    return round2_all((value,))[0]
 
 
 def round2_all(values: Sequence[float]) -> list[float]:
-    """:func:`round2` of each value (the same floats), without a Python call per value (hot: object outlines).
+    """:func:`round2` of each value, in one call (hot: every placed object's numbers).
+
+    Away from ties, ``value * 100`` is within rounding error of the exact product, so its nearest integer is the
+    exact decimal rounding, and dividing it by 100 gives the closest float to the rounded decimal, as ``round`` does;
+    near ties (and for huge or non-finite values) ``round`` decides.
 
     Example:
         >>> round2_all([1.005, -0.001, 2.675])
@@ -66,9 +63,12 @@ def round2_all(values: Sequence[float]) -> list[float]:
     out = []
     for value in values:
         scaled = float(value) * 100.0
+        # the nearest integer, as a float (the same integer as floor(scaled + 0.5) wherever the tie test passes)
         n = scaled + nearest - nearest
         if -0.4999 < scaled - n < 0.4999 and -1e12 < scaled < 1e12:
-            out.append(n / 100)
+            out.append(
+                n / 100
+            )  # never -0.0 (n is the integer exactly, so this is the integer division's float)
         else:
             out.append(round(float(value), 2) + 0.0)
     return out
