@@ -109,11 +109,7 @@ def mix_on(state: int, *parts: int) -> int:
     for part in parts:
         # mix's ``part & mask`` is left out: the low 64 bits of the product depend only on those of ``h ^ part``
         h = (((h ^ part) * 0x100000001B3) & mask) ^ (h >> 29)
-    h ^= h >> 33
-    h = (h * 0xFF51AFD7ED558CCD) & mask
-    h ^= h >> 33
-    h = (h * 0xC4CEB9FE1A85EC53) & mask
-    return h ^ (h >> 33)
+    return _fmix(h)
 
 
 def unit_on(state: int, *parts: int) -> float:
