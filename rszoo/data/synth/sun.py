@@ -41,11 +41,6 @@ __all__ = [
 # Below this elevation shadows would be absurdly long; the renderer clamps to it.
 MIN_SHADOW_ELEVATION = 8.0
 
-# The last solar_position query and its answer: a time picked by its sun elevation (temporal series) is then
-# asked for again by Acquisition.at. The key holds the signs of lat/lon too, so -0.0 and 0.0
-# (equal as floats) are told apart and every answer is exactly what the computation would give.
-_last_position: tuple[tuple[float, float, str, float, float], tuple[float, float]] | None = None
-
 
 def parse_timestamp(timestamp: str) -> _dt.datetime:
     """Parse an ISO-8601 timestamp to an aware UTC datetime (naive times are taken as UTC).
@@ -75,14 +70,7 @@ def solar_position(lat: float, lon: float, timestamp: str) -> tuple[float, float
     Returns:
         Azimuth clockwise from north in ``[0, 360)`` and elevation above the horizon in ``[-90, 90]``.
     """
-    global _last_position
-    key = (lat, lon, timestamp, math.copysign(1.0, lat), math.copysign(1.0, lon))
-    last = _last_position
-    if last is not None and last[0] == key:
-        return last[1]
-    position = sun_position(lat, lon, parse_timestamp(timestamp))
-    _last_position = (key, position)
-    return position
+    return sun_position(lat, lon, parse_timestamp(timestamp))
 
 
 def sun_position(lat: float, lon: float, when: _dt.datetime) -> tuple[float, float]:

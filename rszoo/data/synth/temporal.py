@@ -126,7 +126,8 @@ def _later_acquisition(
         gap = days if days is not None else rng.randint(30, 730)
         t = t0 + _dt.timedelta(days=gap + (attempt if days is not None else 0), minutes=rng.randint(-40, 40))
         stamp = t.strftime("%Y-%m-%dT%H:%M:%SZ")
-        if solar_position(acq.lat, acq.lon, stamp)[1] >= MIN_SUN_ELEVATION:
+        sun = solar_position(acq.lat, acq.lon, stamp)
+        if sun[1] >= MIN_SUN_ELEVATION:
             break
     off_nadir = min(30.0, abs(rng.gauss(0.0, 12.0)))
     return Acquisition.at(
@@ -137,6 +138,7 @@ def _later_acquisition(
         off_nadir=off_nadir,
         cloud_cover=cloud_cover,
         cloud_seed=rng.randrange(1 << 31),
+        sun=sun,
     )
 
 
